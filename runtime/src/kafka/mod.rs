@@ -1,0 +1,17 @@
+//! The Kafka edge of the data path.
+//!
+//! - [`embedded`]: `brokers: embedded`, a Kafka-protocol broker in this process;
+//! - [`Source`]: a consumer-group member reading one topic; offsets are stored only
+//!   when the caller acknowledges a record, i.e. after its effects are durable;
+//! - [`Sink`]: the shared producer; sends are retried until acknowledged, and failed
+//!   records become dead-letter records with the error in their headers.
+
+pub mod embedded;
+mod settings;
+mod sink;
+mod source;
+
+pub use embedded::EmbeddedBroker;
+pub use settings::KafkaSettings;
+pub use sink::{Sink, dead_letter};
+pub use source::Source;

@@ -1,0 +1,194 @@
+//! The loops that join the stages: Kafka source → step (a wasm function, or the
+//! window stage) → Kafka sink, one loop per binding.
+//!
+//! Every record-driven binding runs [`run_records`]: it reads a record, asks its
+//! [`Step`] what to do, sends the outputs (or a dead-letter record), and stores the
+//! record's offset only once those sends are acknowledged. Sends are pipelined
+//! (up to [`MAX_IN_FLIGHT`] records) and acknowledged in input order, so an offset is
+//! never stored ahead of an earlier record's effects: at-least-once.
+//!
+//! A failing record never stops a binding: it is counted, logged once with its
+//! coordinates, dead-lettered, and the loop moves on. A missing or broken *function*
+//! pauses the binding (visibly) on the record it was about to process, until a new
+//! version is loaded; nothing is skipped.
+
+mod analytics;
+mod supplier;
+mod wasm_step;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{FuturesOrdered, StreamExt};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::kafka::{Sink, Source, dead_letter};
+use crate::observe::{BindingState, BindingStats, EventKind, Events};
+use crate::record::{Output, Record};
+
+pub use analytics::{AnalyticsStep, KeySelector, ValueSelector};
+pub use analytics::run_closer;
+pub use supplier::{Supplier, run_supplier};
+pub use wasm_step::{ConsumerStep, FunctionStep};
+
+/// Records whose outputs are still being acknowledged, per binding.
+pub const MAX_IN_FLIGHT: usize = 2_000;
+
+/// What to do with one record.
+pub enum Outcome {
+    /// Send these (each to its own topic or the binding's `out`), then ack.
+    Emit(Vec<Output>),
+    /// The record failed: dead-letter it with `error`, then ack.
+    Fail { error: String, kind: EventKind },
+    /// The step cannot run now (function missing or broken): keep the record and
+    /// wait until `Step::changed` fires.
+    Pause { reason: String },
+}
+
+/// The middle of a record-driven binding.
+pub trait Step: Send {
+    fn handle(&mut self, record: &Record) -> Outcome;
+    /// A signal that fires when a paused step may be able to run again.
+    fn changed(&self) -> Option<watch::Receiver<u64>>;
+}
+
+/// Everything a record loop needs besides its step.
+pub struct Binding {
+    pub name: String,
+    pub function: Option<String>,
+    pub source: Source,
+    pub sink: Sink,
+    /// Where outputs without their own topic go (`None`: emitting is a bug).
+    pub out: Option<String>,
+    pub dlq: String,
+    pub stats: Arc<BindingStats>,
+    pub events: Events,
+    pub shutdown: CancellationToken,
+}
+
+/// Runs a record-driven binding until shutdown; then drains in-flight sends and
+/// commits.
+pub async fn run_records(b: Binding, mut step: impl Step) {
+    let mut in_flight = FuturesOrdered::new();
+    let mut pending: Option<Record> = None;
+    let mut paused: Option<watch::Receiver<u64>> = None;
+    let mut broker_down = false;
+    b.stats.set_state(BindingState::Running, None);
+
+    loop {
+        tokio::select! {
+            biased;
+            () = b.shutdown.cancelled() => break,
+            Some((partition, offset)) = in_flight.next() => b.source.ack(partition, offset),
+            changed = async { paused.as_mut().expect("guarded").changed().await }, if paused.is_some() => {
+                if changed.is_err() {
+                    break;
+                }
+                paused = None;
+            }
+            next = b.source.next(), if pending.is_none() && paused.is_none() && in_flight.len() < MAX_IN_FLIGHT => {
+                match next {
+                    Ok(record) => {
+                        if std::mem::take(&mut broker_down) {
+                            b.events.emit(EventKind::Broker, &b.name, format!("reading {} again", b.source.topic()));
+                        }
+                        b.stats.add_in(1);
+                        pending = Some(record);
+                    }
+                    Err(e) => {
+                        if !std::mem::replace(&mut broker_down, true) {
+                            tracing::warn!(binding = %b.name, topic = %b.source.topic(), error = %e, "cannot read from Kafka; retrying");
+                            b.events.emit(EventKind::Broker, &b.name, format!("cannot read {}: {e}", b.source.topic()));
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        }
+
+        let Some(record) = pending.take() else { continue };
+        match step.handle(&record) {
+            Outcome::Emit(outputs) => {
+                if b.stats.set_state(BindingState::Running, None) {
+                    b.events.emit(EventKind::BindingResumed, &b.name, "running");
+                }
+                in_flight.push_back(emit(&b, record, outputs));
+            }
+            Outcome::Fail { error, kind } => {
+                b.stats.add_error();
+                tracing::warn!(
+                    binding = %b.name, function = b.function.as_deref().unwrap_or("-"),
+                    topic = %record.topic, partition = record.partition, offset = record.offset,
+                    dlq = %b.dlq, "record failed: {error}"
+                );
+                b.events.emit(
+                    kind,
+                    &b.name,
+                    format!("{}[{}]@{}: {error} → {}", record.topic, record.partition, record.offset, b.dlq),
+                );
+                in_flight.push_back(emit_dead_letter(&b, record, error));
+            }
+            Outcome::Pause { reason } => {
+                if b.stats.set_state(BindingState::Paused, Some(reason.clone())) {
+                    tracing::warn!(binding = %b.name, "binding paused: {reason}");
+                    b.events.emit(EventKind::BindingPaused, &b.name, reason);
+                }
+                paused = step.changed();
+                if paused.is_none() {
+                    // Nothing will ever change: this is a bug, not a state to wait in.
+                    tracing::error!(binding = %b.name, "paused with nothing to wait for; stopping");
+                    break;
+                }
+                pending = Some(record);
+            }
+        }
+    }
+
+    // Drain: everything already handed to the producer is acknowledged, then acked.
+    while let Some((partition, offset)) = in_flight.next().await {
+        b.source.ack(partition, offset);
+    }
+    b.stats.set_state(BindingState::Stopped, None);
+    b.source.close();
+}
+
+type Acked = futures::future::BoxFuture<'static, (i32, i64)>;
+
+fn emit(b: &Binding, record: Record, outputs: Vec<Output>) -> Acked {
+    let (sink, stats, out) = (b.sink.clone(), b.stats.clone(), b.out.clone());
+    let (name, dlq) = (b.name.clone(), b.dlq.clone());
+    let function = b.function.clone();
+    Box::pin(async move {
+        let sends = outputs.iter().map(|o| {
+            let default = out.as_deref().unwrap_or(&dlq);
+            sink.send(default, o)
+        });
+        let results = futures::future::join_all(sends).await;
+        let sent = results.iter().filter(|r| r.is_ok()).count() as u64;
+        stats.add_out(sent);
+        if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+            // The broker refused an output for good (e.g. too large): keep the input.
+            stats.add_error();
+            let error = format!("an output was rejected by the broker: {e}");
+            tracing::warn!(binding = %name, topic = %record.topic, partition = record.partition, offset = record.offset, "{error}");
+            let letter = dead_letter(&record, &name, function.as_deref(), &error, 1);
+            if sink.send(&dlq, &letter).await.is_ok() {
+                stats.add_dead_lettered();
+            }
+        }
+        (record.partition, record.offset)
+    })
+}
+
+fn emit_dead_letter(b: &Binding, record: Record, error: String) -> Acked {
+    let (sink, stats, dlq) = (b.sink.clone(), b.stats.clone(), b.dlq.clone());
+    let letter = dead_letter(&record, &b.name, b.function.as_deref(), &error, 1);
+    Box::pin(async move {
+        match sink.send(&dlq, &letter).await {
+            Ok(_) => stats.add_dead_lettered(),
+            Err(e) => tracing::error!(%dlq, error = %e, "dead-letter topic refused the record"),
+        }
+        (record.partition, record.offset)
+    })
+}

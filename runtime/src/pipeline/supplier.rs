@@ -1,0 +1,77 @@
+//! A supplier binding: call the function every `every`, send what it returns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::kafka::Sink;
+use crate::observe::{BindingState, BindingStats, EventKind, Events};
+use crate::wasm::Worker;
+
+pub struct Supplier {
+    pub name: String,
+    pub function: String,
+    pub worker: Worker,
+    pub sink: Sink,
+    pub out: String,
+    pub every: Duration,
+    pub stats: Arc<BindingStats>,
+    pub events: Events,
+    pub shutdown: CancellationToken,
+}
+
+pub async fn run_supplier(mut s: Supplier) {
+    let mut tick = tokio::time::interval(s.every);
+    // A slow tick (e.g. a compile on the same core) is not made up with a burst.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sends = tokio::task::JoinSet::new();
+    s.stats.set_state(BindingState::Running, None);
+    loop {
+        tokio::select! {
+            () = s.shutdown.cancelled() => break,
+            Some(_) = sends.join_next(), if !sends.is_empty() => continue,
+            _ = tick.tick() => {}
+        }
+        match s.worker.supply() {
+            Ok(outputs) => {
+                if s.stats.set_state(BindingState::Running, None) {
+                    s.events.emit(EventKind::BindingResumed, &s.name, "running");
+                }
+                s.stats.add_in(1);
+                for out in outputs {
+                    let (sink, stats, topic, name) = (s.sink.clone(), s.stats.clone(), s.out.clone(), s.name.clone());
+                    sends.spawn(async move {
+                        match sink.send(&topic, &out).await {
+                            Ok(_) => stats.add_out(1),
+                            Err(e) => {
+                                stats.add_error();
+                                tracing::warn!(binding = %name, %topic, error = %e, "supplied record rejected by the broker");
+                            }
+                        }
+                    });
+                }
+            }
+            Err(e) if e.is_record_failure() => {
+                s.stats.add_in(1);
+                s.stats.add_error();
+                tracing::warn!(binding = %s.name, function = %s.function, "supply failed: {e}");
+                s.events.emit(EventKind::RecordFailed, &s.name, format!("supply failed: {e}"));
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                if s.stats.set_state(BindingState::Paused, Some(reason.clone())) {
+                    tracing::warn!(binding = %s.name, "binding paused: {reason}");
+                    s.events.emit(EventKind::BindingPaused, &s.name, reason);
+                }
+                let mut changes = s.worker.changes();
+                tokio::select! {
+                    () = s.shutdown.cancelled() => break,
+                    _ = changes.changed() => {}
+                }
+            }
+        }
+    }
+    while sends.join_next().await.is_some() {}
+    s.stats.set_state(BindingState::Stopped, None);
+}

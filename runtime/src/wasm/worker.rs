@@ -1,0 +1,313 @@
+//! A binding's handle on its function: one `Store` and instance, called
+//! synchronously between records. Before each call it checks the slot's version and
+//! re-instantiates if a new one was swapped in (so in-flight calls always finish on
+//! the version they started with); after a trap it throws the store away, because
+//! wasmtime poisons a store that trapped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use wasmtime::{Store, Trap};
+
+use super::bindings::{self, consumer::Consumer, function::Function, supplier::Supplier};
+use super::engine::{EPOCH_TICK, WasmEngine};
+use super::host::{GuestIdentity, HostState};
+use super::registry::{Pre, Prepared, Slot};
+use super::World;
+use crate::record::{Output, Record};
+
+/// Per-function resource limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Cap on the guest's linear memory.
+    pub memory_bytes: u64,
+    /// Longest a single call may run before it is interrupted (a trap).
+    pub cpu_time: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 64 << 20,
+            cpu_time: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why a call produced no result.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// Nothing is loaded under the function's name: the binding waits.
+    #[error("function '{function}' is not loaded")]
+    NotLoaded { function: String },
+    /// The loaded version targets another world than the binding needs: it waits.
+    #[error("function '{function}' is a {actual} but this binding needs a {expected}")]
+    WrongWorld {
+        function: String,
+        expected: World,
+        actual: World,
+    },
+    /// The component could not be instantiated: the binding waits for a new version.
+    #[error("function '{function}' failed to instantiate: {message}")]
+    Instantiate { function: String, message: String },
+    /// The guest returned an error for this record.
+    #[error("guest error: {message}")]
+    Guest { message: String },
+    /// The guest trapped on this record (panic, CPU-time or memory limit).
+    #[error("guest trapped: {message}")]
+    Trap { message: String },
+}
+
+impl CallError {
+    /// True for failures that belong to the record (dead-letter it and go on); false
+    /// for failures of the function itself (pause the binding until it changes).
+    pub fn is_record_failure(&self) -> bool {
+        matches!(self, CallError::Guest { .. } | CallError::Trap { .. })
+    }
+}
+
+enum Instance {
+    Function(Function),
+    Consumer(Consumer),
+    Supplier(Supplier),
+}
+
+struct Active {
+    store: Store<HostState>,
+    instance: Instance,
+    prepared: Arc<Prepared>,
+}
+
+/// Calls one function for one binding.
+pub struct Worker {
+    engine: Arc<WasmEngine>,
+    slot: Arc<Slot>,
+    identity: GuestIdentity,
+    config: Arc<BTreeMap<String, String>>,
+    limits: Limits,
+    expected: World,
+    active: Option<Active>,
+    instantiations: u64,
+    /// Marked seen at the start of every call, so a clone taken after a failed call
+    /// fires only for versions swapped in after that call looked.
+    changes: watch::Receiver<u64>,
+}
+
+impl Worker {
+    pub fn new(
+        engine: Arc<WasmEngine>,
+        slot: Arc<Slot>,
+        identity: GuestIdentity,
+        config: BTreeMap<String, String>,
+        limits: Limits,
+        expected: World,
+    ) -> Self {
+        let changes = slot.subscribe();
+        Self {
+            engine,
+            slot,
+            changes,
+            identity,
+            config: Arc::new(config),
+            limits,
+            expected,
+            active: None,
+            instantiations: 0,
+        }
+    }
+
+    pub fn slot(&self) -> &Arc<Slot> {
+        &self.slot
+    }
+
+    /// Fires when the function's version changes after the last call started.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
+    }
+
+    /// The generation and hash of the version the last call ran on.
+    pub fn version(&self) -> Option<(u64, &str)> {
+        self.active
+            .as_ref()
+            .map(|a| (a.prepared.generation, a.prepared.hash.as_str()))
+    }
+
+    /// How many stores this worker has created (first use, swaps, traps).
+    pub fn instantiations(&self) -> u64 {
+        self.instantiations
+    }
+
+    /// Calls `process` (world `function`).
+    pub fn process(&mut self, record: &Record) -> Result<Vec<Output>, CallError> {
+        let msg = to_message(record);
+        let limits = self.limits;
+        self.call(|active| match &active.instance {
+            Instance::Function(f) => {
+                arm(&mut active.store, limits);
+                Ok(f.call_process(&mut active.store, &msg))
+            }
+            _ => Err(active.prepared.world),
+        })
+        .map(|outs| outs.into_iter().map(from_output).collect())
+    }
+
+    /// Calls `consume` (world `consumer`).
+    pub fn consume(&mut self, record: &Record) -> Result<(), CallError> {
+        let msg = to_message(record);
+        let limits = self.limits;
+        self.call(|active| match &active.instance {
+            Instance::Consumer(c) => {
+                arm(&mut active.store, limits);
+                Ok(c.call_consume(&mut active.store, &msg))
+            }
+            _ => Err(active.prepared.world),
+        })
+    }
+
+    /// Calls `supply` (world `supplier`).
+    pub fn supply(&mut self) -> Result<Vec<Output>, CallError> {
+        let limits = self.limits;
+        self.call(|active| match &active.instance {
+            Instance::Supplier(s) => {
+                arm(&mut active.store, limits);
+                Ok(s.call_supply(&mut active.store))
+            }
+            _ => Err(active.prepared.world),
+        })
+        .map(|outs| outs.into_iter().map(from_output).collect())
+    }
+
+    /// Runs `f` on an up-to-date instance and sorts its outcome into a [`CallError`].
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(&mut Active) -> Result<wasmtime::Result<Result<T, String>>, World>,
+    ) -> Result<T, CallError> {
+        self.changes.borrow_and_update();
+        self.refresh()?;
+        let Some(active) = self.active.as_mut() else {
+            return Err(self.not_loaded());
+        };
+        active.store.data_mut().limits.hit = false;
+        match f(active) {
+            Err(actual) => Err(CallError::WrongWorld {
+                function: self.identity.function.to_string(),
+                expected: self.expected,
+                actual,
+            }),
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(message))) => Err(CallError::Guest { message }),
+            Ok(Err(trap)) => {
+                let message = describe_trap(&trap, &active.store, self.limits);
+                // A trapped store is unusable: the next call instantiates afresh.
+                self.active = None;
+                Err(CallError::Trap { message })
+            }
+        }
+    }
+
+    /// Makes `active` an instance of the slot's current version.
+    fn refresh(&mut self) -> Result<(), CallError> {
+        let Some(current) = self.slot.current() else {
+            self.active = None;
+            return Err(self.not_loaded());
+        };
+        if let Some(active) = &self.active
+            && active.prepared.generation == current.generation
+        {
+            return Ok(());
+        }
+        self.active = None;
+        if current.world != self.expected {
+            return Err(CallError::WrongWorld {
+                function: self.identity.function.to_string(),
+                expected: self.expected,
+                actual: current.world,
+            });
+        }
+        let mut store = Store::new(
+            self.engine.engine(),
+            HostState::new(
+                self.identity.clone(),
+                self.config.clone(),
+                self.limits.memory_bytes,
+            ),
+        );
+        store.limiter(|s| &mut s.limits);
+        arm(&mut store, self.limits);
+        let instantiate_err = |e: wasmtime::Error| CallError::Instantiate {
+            function: self.identity.function.to_string(),
+            message: format!("{e:#}"),
+        };
+        let instance = match &current.pre {
+            Pre::Function(pre) => Instance::Function(pre.instantiate(&mut store).map_err(instantiate_err)?),
+            Pre::Consumer(pre) => Instance::Consumer(pre.instantiate(&mut store).map_err(instantiate_err)?),
+            Pre::Supplier(pre) => Instance::Supplier(pre.instantiate(&mut store).map_err(instantiate_err)?),
+        };
+        self.instantiations += 1;
+        self.active = Some(Active {
+            store,
+            instance,
+            prepared: current,
+        });
+        Ok(())
+    }
+
+    fn not_loaded(&self) -> CallError {
+        CallError::NotLoaded {
+            function: self.identity.function.to_string(),
+        }
+    }
+}
+
+/// Sets the CPU-time deadline for the next call.
+fn arm(store: &mut Store<HostState>, limits: Limits) {
+    let ticks = limits.cpu_time.as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1);
+    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+}
+
+fn describe_trap(err: &wasmtime::Error, store: &Store<HostState>, limits: Limits) -> String {
+    if store.data().limits.hit {
+        return format!(
+            "memory limit of {} MiB reached ({err})",
+            store.data().limits.max_bytes() >> 20
+        );
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => format!("CPU-time limit of {:?} exceeded", limits.cpu_time),
+        _ => {
+            // The root cause first, then wasmtime's backtrace context, on one line.
+            let text = format!("{err:#}");
+            text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ")
+        }
+    }
+}
+
+fn to_message(r: &Record) -> bindings::Message {
+    bindings::Message {
+        key: r.key.clone(),
+        value: r.value.clone(),
+        headers: r
+            .headers
+            .iter()
+            .map(|(name, value)| bindings::Header {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+        timestamp: r.timestamp_ms,
+        topic: r.topic.clone(),
+        partition: r.partition,
+        offset: r.offset,
+    }
+}
+
+fn from_output(o: bindings::Output) -> Output {
+    Output {
+        topic: o.topic,
+        key: o.key,
+        value: o.value,
+        headers: o.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+    }
+}

@@ -37,15 +37,15 @@
 //! - **generation**: a counter bumped on every successful (re)load of a function;
 //!   workers compare it between records to pick up a new version.
 
-// pub mod app;
-// pub mod bench;
-// pub mod builder;
-// pub mod config;
-// pub mod http;
+pub mod app;
+pub mod bench;
+pub mod builder;
+pub mod config;
+pub mod http;
 pub mod kafka;
 pub mod observe;
 pub mod pipeline;
 pub mod record;
 pub mod wasm;
-// pub mod watch;
+pub mod watch;
 pub mod window;

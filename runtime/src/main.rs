@@ -1,1 +1,177 @@
-fn main() {}
+//! The `kfn` command line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kfn::app::{App, Options};
+use kfn::config::Config;
+
+#[derive(Parser)]
+#[command(name = "kfn", version, about = "Bind Kafka topics to WebAssembly functions, with windowed analytics, hot reload and a live dashboard")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build stale functions, then run the app in kfn.yaml until Ctrl-C / SIGTERM.
+    Up {
+        /// The app to run.
+        #[arg(short, long, default_value = "kfn.yaml")]
+        config: PathBuf,
+        /// Serve HTTP here instead of `http.listen` (port 0 picks a free one).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Do not build functions first.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// Check a config file and print every error with its line and column.
+    Validate {
+        #[arg(default_value = "kfn.yaml")]
+        file: PathBuf,
+    },
+    /// Build every function folder whose .wasm is missing or older than its sources.
+    Build {
+        /// The functions directory (default: `functions.dir` of kfn.yaml, else ./functions).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Rebuild even if up to date.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Measure records/s through a Rust function binding against a plain rdkafka
+    /// passthrough, on the embedded broker.
+    Bench {
+        /// Records per run.
+        #[arg(long, default_value_t = 200_000)]
+        records: usize,
+        /// Write the results table (markdown) here too.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate { file } => return validate(&file),
+        Command::Build { dir, force } => build(dir, force),
+        Command::Up { config, listen, no_build } => runtime().and_then(|rt| rt.block_on(up(config, listen, no_build))),
+        Command::Bench { records, output } => runtime().and_then(|rt| rt.block_on(kfn::bench::run(records, output))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("KFN_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn,librdkafka=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn validate(file: &Path) -> ExitCode {
+    match Config::load(file) {
+        Ok(config) => {
+            println!(
+                "{}: ok ({} bindings, {} analytics stages)",
+                file.display(),
+                config.bindings.len(),
+                config.analytics.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build(dir: Option<PathBuf>, force: bool) -> anyhow::Result<()> {
+    let (dir, wit) = match dir {
+        Some(dir) => (dir, PathBuf::from("wit")),
+        None => match Config::load(Path::new("kfn.yaml")) {
+            Ok(c) => (c.functions.dir.clone(), c.base_dir.join("wit")),
+            Err(_) => (PathBuf::from("functions"), PathBuf::from("wit")),
+        },
+    };
+    let results = kfn::builder::build_dir(&dir, &[wit], force)?;
+    let failed: Vec<_> = results
+        .iter()
+        .filter_map(|(name, b)| matches!(b, kfn::builder::Built::Failed { .. }).then_some(name.as_str()))
+        .collect();
+    anyhow::ensure!(failed.is_empty(), "failed to build: {}", failed.join(", "));
+    Ok(())
+}
+
+async fn up(config_path: PathBuf, listen: Option<SocketAddr>, no_build: bool) -> anyhow::Result<()> {
+    let config = match Config::load(&config_path) {
+        Ok(c) => c,
+        Err(errors) => anyhow::bail!("{} is invalid; nothing was started:\n{errors}", config_path.display()),
+    };
+    if !no_build {
+        let dir = config.functions.dir.clone();
+        let wit = config.base_dir.join("wit");
+        let results = tokio::task::spawn_blocking(move || kfn::builder::build_dir(&dir, &[wit], false)).await??;
+        for (name, b) in results {
+            if let kfn::builder::Built::Failed { error } = b {
+                // Keep going: its bindings show as paused with this error.
+                eprintln!("kfn: function {name} did not build: {error}");
+            }
+        }
+    }
+    let app = App::start(
+        config,
+        Options {
+            listen,
+            watch: true,
+            config_path: Some(config_path.clone()),
+        },
+    )
+    .await?;
+    println!("kfn: Kafka bootstrap: {}   (try: kcat -b {} -L)", app.bootstrap, app.bootstrap);
+    println!("kfn: dashboard: http://{}", app.http_addr);
+    println!("kfn: running {}; Ctrl-C to stop", config_path.display());
+
+    wait_for_signal().await;
+    eprintln!("kfn: shutting down: draining in-flight records and committing offsets");
+    app.shutdown().await;
+    eprintln!("kfn: stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::mem::drop(ctrl_c.await),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

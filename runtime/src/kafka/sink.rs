@@ -85,6 +85,15 @@ impl Sink {
         }
     }
 
+    /// Asks the cluster for metadata: is it reachable? Blocking.
+    pub fn ping(&self, timeout: Duration) -> Result<(), String> {
+        self.producer
+            .client()
+            .fetch_metadata(None, Timeout::After(timeout))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     /// Waits for everything queued to be delivered.
     pub fn flush(&self, timeout: Duration) {
         if let Err(e) = self.producer.flush(Timeout::After(timeout)) {

@@ -1,0 +1,399 @@
+//! Builds every stage from the config, connects them, and owns shutdown.
+//!
+//! ```text
+//!   supplier ──▶ topic ──▶ source ──▶ wasm function ──▶ sink ──▶ topic ──▶ …
+//!                              │                           └──▶ <binding>.dlq
+//!                              └──▶ [wasm step] ──▶ window store ──▶ out topic
+//!                                                        └──▶ HTTP / SSE
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config};
+use crate::http::{self, Health, HttpState, Info};
+use crate::kafka::{EmbeddedBroker, KafkaSettings, Sink, Source};
+use crate::observe::{BindingKind, BindingStats, EventKind, Events};
+use crate::pipeline::{self, AnalyticsStep, Binding, ConsumerStep, FunctionStep, KeySelector, ValueSelector};
+use crate::wasm::{GuestIdentity, Limits, Registry, WasmEngine, World, Worker};
+use crate::window::{AggregateKind, WindowSpec, WindowStore};
+
+/// Partitions of the topics kfn creates on the embedded broker.
+const PARTITIONS: i32 = 3;
+/// How long shutdown waits for bindings to drain before giving up on them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Options of `kfn up` that are not in the config.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Overrides `http.listen` (port 0 picks a free port).
+    pub listen: Option<SocketAddr>,
+    /// Watch `functions/` and the config file for changes.
+    pub watch: bool,
+    /// The config file, for re-validation on change.
+    pub config_path: Option<PathBuf>,
+}
+
+/// A running kfn.
+pub struct App {
+    pub http_addr: SocketAddr,
+    pub bootstrap: String,
+    pub registry: Arc<Registry>,
+    pub events: Events,
+    pub stores: BTreeMap<String, Arc<WindowStore>>,
+    pub bindings: Vec<Arc<BindingStats>>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+    services: JoinSet<()>,
+    sink: Sink,
+    // Dropped last: the broker outlives every client.
+    _broker: Option<EmbeddedBroker>,
+}
+
+impl App {
+    /// Starts everything: broker (if embedded), functions, bindings, stores, HTTP.
+    pub async fn start(config: Config, options: Options) -> anyhow::Result<App> {
+        let events = Events::new();
+        let shutdown = CancellationToken::new();
+
+        let (broker, bootstrap) = match &config.kafka.brokers {
+            config::Brokers::Embedded => {
+                let broker = tokio::task::spawn_blocking(EmbeddedBroker::start).await??;
+                let bootstrap = broker.bootstrap().to_string();
+                for topic in topics(&config) {
+                    broker.create_topic(&topic, PARTITIONS)?;
+                }
+                (Some(broker), bootstrap)
+            }
+            config::Brokers::Bootstrap(servers) => (None, servers.clone()),
+        };
+        let settings = KafkaSettings {
+            bootstrap: bootstrap.clone(),
+            embedded: broker.is_some(),
+            application_id: config.kafka.application_id.clone(),
+            properties: config.kafka.properties.clone(),
+        };
+        if broker.is_none() {
+            create_topics(&settings, &topics(&config)).await;
+        }
+        let sink = Sink::new(&settings).context("creating the Kafka producer")?;
+
+        let engine = WasmEngine::new(Some(config.base_dir.join(".kfn").join("cache")))?;
+        let registry = Registry::new(engine.clone(), events.clone());
+        load_all(&registry, &config.functions.dir).await;
+
+        let mut tasks = JoinSet::new();
+        let mut bindings = Vec::new();
+        let worker = |binding: &str, function: &str, cfg: &BTreeMap<String, String>, limits: &config::Limits, world| {
+            Worker::new(
+                engine.clone(),
+                registry.slot(function),
+                GuestIdentity {
+                    binding: binding.into(),
+                    function: function.into(),
+                },
+                cfg.clone(),
+                Limits {
+                    memory_bytes: limits.memory_bytes,
+                    cpu_time: limits.cpu_time,
+                },
+                world,
+            )
+        };
+
+        for (name, b) in &config.bindings {
+            let kind = match b.kind {
+                config::BindingKind::Supplier => BindingKind::Supplier,
+                config::BindingKind::Function => BindingKind::Function,
+                config::BindingKind::Consumer => BindingKind::Consumer,
+            };
+            let stats = BindingStats::new(name, kind, Some(b.function.clone()), b.input.clone(), b.output.clone());
+            bindings.push(stats.clone());
+            let world = match kind {
+                BindingKind::Supplier => World::Supplier,
+                BindingKind::Consumer => World::Consumer,
+                _ => World::Function,
+            };
+            let w = worker(name, &b.function, &b.config, &b.limits, world);
+            if kind == BindingKind::Supplier {
+                let every = b.every.context("supplier without `every` passed validation")?;
+                let out = b.output.clone().context("supplier without `out` passed validation")?;
+                tasks.spawn(pipeline::run_supplier(pipeline::Supplier {
+                    name: name.clone(),
+                    function: b.function.clone(),
+                    worker: w,
+                    sink: sink.clone(),
+                    out,
+                    every,
+                    stats,
+                    events: events.clone(),
+                    shutdown: shutdown.clone(),
+                }));
+                continue;
+            }
+            let input = b.input.clone().context("binding without `in` passed validation")?;
+            let binding = Binding {
+                name: name.clone(),
+                function: Some(b.function.clone()),
+                source: Source::new(&settings, name, &input).with_context(|| format!("binding {name}: subscribing to {input}"))?,
+                sink: sink.clone(),
+                out: b.output.clone(),
+                dlq: b.dlq.clone(),
+                stats,
+                events: events.clone(),
+                shutdown: shutdown.clone(),
+            };
+            if kind == BindingKind::Consumer {
+                tasks.spawn(pipeline::run_records(binding, ConsumerStep(w)));
+            } else {
+                tasks.spawn(pipeline::run_records(binding, FunctionStep(w)));
+            }
+        }
+
+        let mut stores = BTreeMap::new();
+        for (name, a) in &config.analytics {
+            let (aggregate, value) = match &a.aggregate {
+                config::Aggregate::Count => (AggregateKind::Count, ValueSelector::One),
+                config::Aggregate::Sum(p) => (AggregateKind::Sum, ValueSelector::Pointer(p.clone())),
+                config::Aggregate::Min(p) => (AggregateKind::Min, ValueSelector::Pointer(p.clone())),
+                config::Aggregate::Max(p) => (AggregateKind::Max, ValueSelector::Pointer(p.clone())),
+                config::Aggregate::Avg(p) => (AggregateKind::Avg, ValueSelector::Pointer(p.clone())),
+            };
+            let spec = WindowSpec {
+                size_ms: millis(a.window.tumbling),
+                grace_ms: millis(a.window.grace),
+            };
+            let store = Arc::new(WindowStore::new(name, spec, aggregate, a.serve.clone()));
+            stores.insert(name.clone(), store.clone());
+            let stats = BindingStats::new(name, BindingKind::Analytics, a.function.clone(), Some(a.input.clone()), a.output.clone());
+            bindings.push(stats.clone());
+            let step = AnalyticsStep {
+                worker: a.function.as_ref().map(|f| worker(name, f, &a.config, &a.limits, World::Function)),
+                store: store.clone(),
+                key: match &a.key {
+                    config::KeySelector::JsonPointer(p) => KeySelector::Pointer(p.clone()),
+                    config::KeySelector::RecordKey => KeySelector::RecordKey,
+                },
+                value,
+            };
+            let binding = Binding {
+                name: name.clone(),
+                function: a.function.clone(),
+                source: Source::new(&settings, name, &a.input).with_context(|| format!("analytics {name}: subscribing to {}", a.input))?,
+                sink: sink.clone(),
+                out: a.output.clone(),
+                dlq: a.dlq.clone(),
+                stats: stats.clone(),
+                events: events.clone(),
+                shutdown: shutdown.clone(),
+            };
+            tasks.spawn(pipeline::run_records(binding, step));
+            tasks.spawn(pipeline::run_closer(store, sink.clone(), a.output.clone(), stats, shutdown.clone()));
+        }
+
+        let mut services = JoinSet::new();
+        let health = Arc::new(Health::default());
+        services.spawn(sample_rates(bindings.clone(), shutdown.clone()));
+        services.spawn(probe_broker(sink.clone(), health.clone(), events.clone(), shutdown.clone()));
+        if options.watch {
+            let handle = crate::watch::spawn(
+                config.functions.dir.clone(),
+                options.config_path.clone(),
+                registry.clone(),
+                events.clone(),
+                shutdown.clone(),
+            )
+            .with_context(|| format!("watching {}", config.functions.dir.display()))?;
+            services.spawn(async move {
+                let _ = handle.await;
+            });
+        }
+
+        let listen = options.listen.unwrap_or(config.http.listen);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} (http.listen); is another kfn running? use --listen to pick another address"))?;
+        let http_addr = listener.local_addr()?;
+        let state = Arc::new(HttpState {
+            info: Info {
+                version: env!("CARGO_PKG_VERSION"),
+                bootstrap: bootstrap.clone(),
+                config: options.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                broker: if broker.is_some() { "embedded" } else { "external" },
+            },
+            registry: registry.clone(),
+            bindings: bindings.clone(),
+            stores: stores.clone(),
+            events: events.clone(),
+            sink: sink.clone(),
+            health,
+            static_dir: static_dir(&config.base_dir),
+        });
+        let router = http::app(state);
+        let stop = shutdown.clone();
+        services.spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+
+        events.emit(EventKind::Info, "kfn", format!("started: {} bindings, {} stores, broker {bootstrap}", config.bindings.len(), config.analytics.len()));
+        Ok(App {
+            http_addr,
+            bootstrap,
+            registry,
+            events,
+            stores,
+            bindings,
+            shutdown,
+            tasks,
+            services,
+            sink,
+            _broker: broker,
+        })
+    }
+
+    /// The token that stops everything when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops fetching, drains in-flight records, commits offsets, stops HTTP.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("bindings did not drain within {DRAIN_TIMEOUT:?}; stopping anyway");
+            self.tasks.abort_all();
+        }
+        self.sink.flush(Duration::from_secs(5));
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while self.services.join_next().await.is_some() {}
+        })
+        .await;
+        self.services.abort_all();
+    }
+}
+
+/// The dashboard's files: `static/` beside the config, else the one in this source tree.
+fn static_dir(base: &Path) -> PathBuf {
+    let beside = base.join("static");
+    if beside.join("index.html").exists() {
+        return beside;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("static")
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Every topic the config reads or writes, including dead-letter topics.
+fn topics(config: &Config) -> Vec<String> {
+    let mut t = std::collections::BTreeSet::new();
+    for b in config.bindings.values() {
+        t.extend(b.input.iter().chain(&b.output).cloned());
+        if b.kind != config::BindingKind::Supplier {
+            t.insert(b.dlq.clone());
+        }
+    }
+    for a in config.analytics.values() {
+        t.insert(a.input.clone());
+        t.insert(a.dlq.clone());
+        t.extend(a.output.iter().cloned());
+    }
+    t.into_iter().collect()
+}
+
+/// Creates missing topics on a real cluster; an existing topic is fine, and a failure
+/// is only logged (the broker may auto-create, or an operator manages topics).
+async fn create_topics(settings: &KafkaSettings, topics: &[String]) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = match settings.producer().create() {
+        Ok(a) => a,
+        Err(e) => return tracing::warn!(error = %e, "cannot create an admin client; not creating topics"),
+    };
+    let new: Vec<NewTopic<'_>> = topics.iter().map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(-1))).collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    match tokio::time::timeout(Duration::from_secs(15), admin.create_topics(&new, &opts)).await {
+        Ok(Ok(results)) => {
+            for r in results {
+                match r {
+                    Ok(topic) => tracing::info!(%topic, "topic created"),
+                    Err((topic, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => tracing::debug!(%topic, "topic exists"),
+                    Err((topic, code)) => tracing::warn!(%topic, error = %code, "topic not created"),
+                }
+            }
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "creating topics failed"),
+        Err(_) => tracing::warn!("creating topics timed out"),
+    }
+}
+
+/// Loads every `*.wasm` in `dir`, compiling in parallel on the blocking pool.
+async fn load_all(registry: &Arc<Registry>, dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return tracing::warn!(dir = %dir.display(), "functions directory not readable");
+    };
+    let mut loads = JoinSet::new();
+    for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+        if path.extension().is_some_and(|e| e == "wasm")
+            && let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned())
+        {
+            let registry = registry.clone();
+            loads.spawn(async move {
+                let _ = registry.load(&name, &path).await;
+            });
+        }
+    }
+    while loads.join_next().await.is_some() {}
+}
+
+async fn sample_rates(bindings: Vec<Arc<BindingStats>>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => bindings.iter().for_each(|b| b.sample_rates(1.0)),
+        }
+    }
+}
+
+async fn probe_broker(sink: Sink, health: Arc<Health>, events: Events, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let s = sink.clone();
+        let result = tokio::task::spawn_blocking(move || s.ping(Duration::from_secs(2)))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        let down = result.is_err();
+        let detail = result.clone().err();
+        if health.set(result) {
+            let message = match (down, detail) {
+                (true, Some(d)) => format!("broker unreachable: {d}"),
+                (true, None) => "broker unreachable".into(),
+                (false, _) => "broker reachable again".into(),
+            };
+            tracing::warn!("{message}");
+            events.emit(EventKind::Broker, "kafka", message);
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! `kfn.yaml`: the application's configuration, parsed and validated before anything
+//! starts.
+//!
+//! Every mistake in the file is reported at once, each with `file:line:column`, its path
+//! (`bindings.page-enricher.every`) and what to do about it.
+//!
+//! # How
+//! 1. [`node`] reads the file into a span-preserving tree with `serde-saphyr` (chosen
+//!    over the deprecated, unmaintained `serde_yaml`; see there). Only a YAML syntax
+//!    error stops here.
+//! 2. [`validate`] deserializes each section, binding and store separately from its
+//!    subtree into the serde shapes of [`raw`] (through [`node_de`]), so one broken entry
+//!    does not hide the others, then checks the rules between fields and entries
+//!    ([`units`], [`names`], [`catalog`]), collecting every problem.
+//! 3. The result is a [`Config`] whose values are resolved: defaults applied, limits
+//!    merged, durations and sizes parsed, paths joined, dead-letter topics named.
+
+mod catalog;
+mod error;
+mod names;
+mod node;
+mod node_de;
+mod raw;
+mod units;
+mod validate;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{ConfigError, ConfigErrors};
+
+/// The defaults of every optional setting, in one place.
+pub mod defaults {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::time::Duration;
+
+    /// `kafka.application-id`: the consumer group prefix.
+    pub const APPLICATION_ID: &str = "kfn";
+    /// `functions.dir`, relative to kfn.yaml.
+    pub const FUNCTIONS_DIR: &str = "functions";
+    /// `limits.memory`: 64 MiB of linear memory per function instance.
+    pub const MEMORY_BYTES: u64 = 64 << 20;
+    /// `limits.cpu-time`: deadline of one call.
+    pub const CPU_TIME: Duration = Duration::from_secs(1);
+    /// `window.grace`: no late records.
+    pub const GRACE: Duration = Duration::ZERO;
+    /// `http.listen`: local only.
+    pub const LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+
+    /// The dead-letter topic of a binding or store that does not name one.
+    pub fn dead_letter_topic(name: &str) -> String {
+        format!("{name}.dlq")
+    }
+}
+
+/// A validated kfn.yaml.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// How to reach Kafka.
+    pub kafka: KafkaConfig,
+    /// Where the functions are and their default limits.
+    pub functions: FunctionsConfig,
+    /// Functions bound to topics, by binding name.
+    pub bindings: BTreeMap<String, BindingConfig>,
+    /// Windowed aggregations, by store name.
+    pub analytics: BTreeMap<String, AnalyticsConfig>,
+    /// The HTTP server (dashboard and SSE routes).
+    pub http: HttpConfig,
+    /// The folder of the yaml file; relative paths in it are relative to this.
+    pub base_dir: PathBuf,
+}
+
+/// `kafka:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaConfig {
+    /// Which broker.
+    pub brokers: Brokers,
+    /// Prefix of every consumer group kfn creates.
+    pub application_id: String,
+    /// Extra librdkafka properties, as text.
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Which Kafka broker to use.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Brokers {
+    /// A broker inside the process (development).
+    Embedded,
+    /// A real cluster: the bootstrap list `host:port[,host:port...]`.
+    Bootstrap(String),
+}
+
+/// `functions:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionsConfig {
+    /// The functions folder, already joined with [`Config::base_dir`].
+    pub dir: PathBuf,
+    /// Default limits of every function.
+    pub limits: Limits,
+}
+
+/// Resource limits of one function.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Linear memory cap, in bytes.
+    pub memory_bytes: u64,
+    /// Deadline of one call.
+    pub cpu_time: Duration,
+}
+
+/// What a binding does with its function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingKind {
+    /// Called every `every`; writes to `output`.
+    Supplier,
+    /// Called per record of `input`; writes nothing.
+    Consumer,
+    /// Called per record of `input`; writes to `output` (or topics it names).
+    Function,
+}
+
+/// One entry of `bindings:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BindingConfig {
+    /// Supplier, consumer or function.
+    pub kind: BindingKind,
+    /// The function's name (`<functions.dir>/<name>.wasm`).
+    pub function: String,
+    /// Input topic; set for consumers and functions.
+    pub input: Option<String>,
+    /// Output topic; set for suppliers and functions.
+    pub output: Option<String>,
+    /// Schedule; set for suppliers.
+    pub every: Option<Duration>,
+    /// Values the function can read.
+    pub config: BTreeMap<String, String>,
+    /// Limits, merged over `functions.limits`.
+    pub limits: Limits,
+    /// Dead-letter topic, resolved (default `<binding>.dlq`).
+    pub dlq: String,
+}
+
+/// One entry of `analytics:`: a windowed aggregation materialised as a store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalyticsConfig {
+    /// Input topic.
+    pub input: String,
+    /// Optional function run on each record before windowing.
+    pub function: Option<String>,
+    /// Values that function can read.
+    pub config: BTreeMap<String, String>,
+    /// That function's limits, merged over `functions.limits`.
+    pub limits: Limits,
+    /// How records are grouped.
+    pub key: KeySelector,
+    /// The window.
+    pub window: WindowConfig,
+    /// What is computed per key and window.
+    pub aggregate: Aggregate,
+    /// Topic receiving closed windows.
+    pub output: Option<String>,
+    /// SSE route serving live results.
+    pub serve: Option<String>,
+    /// Dead-letter topic: `<store>.dlq`.
+    pub dlq: String,
+}
+
+/// The grouping key of a store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeySelector {
+    /// A JSON pointer (RFC 6901) into the record's JSON value, e.g. `/name`.
+    JsonPointer(String),
+    /// The Kafka record key.
+    RecordKey,
+}
+
+/// A tumbling window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowConfig {
+    /// Window length; greater than zero.
+    pub tumbling: Duration,
+    /// How long after its end a window still accepts late records.
+    pub grace: Duration,
+}
+
+/// What a store computes per key and window; pointers are JSON pointers to a number.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Aggregate {
+    /// Number of records.
+    Count,
+    /// Sum.
+    Sum(String),
+    /// Minimum.
+    Min(String),
+    /// Maximum.
+    Max(String),
+    /// Average.
+    Avg(String),
+}
+
+/// `http:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    /// Address the server listens on.
+    pub listen: SocketAddr,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`; errors name it as given.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            ConfigErrors(vec![ConfigError {
+                file: file.clone(),
+                line: 0,
+                column: 0,
+                path: String::new(),
+                message: format!("cannot read the configuration file: {err}"),
+            }])
+        })?;
+        let base_dir = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        Config::parse(&text, &file, base_dir)
+    }
+
+    /// Validates `text`; `file_name` is how errors name the file, `base_dir` what
+    /// relative paths are relative to.
+    pub fn parse(text: &str, file_name: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+        let problems = match node::parse(text) {
+            Ok(root) => match validate::build(&root, base_dir) {
+                Ok(config) => return Ok(config),
+                Err(problems) => problems,
+            },
+            Err(syntax) => vec![validate::Problem {
+                pos: syntax.pos,
+                path: String::new(),
+                message: format!("invalid YAML: {}", syntax.message),
+            }],
+        };
+        Err(ConfigErrors(
+            problems
+                .into_iter()
+                .map(|p| ConfigError {
+                    file: file_name.to_owned(),
+                    line: p.pos.line,
+                    column: p.pos.column,
+                    path: p.path,
+                    message: p.message,
+                })
+                .collect(),
+        ))
+    }
+
+    /// The names of all functions referenced by bindings and analytics.
+    pub fn referenced_functions(&self) -> BTreeSet<String> {
+        let bound = self.bindings.values().map(|b| b.function.clone());
+        let staged = self.analytics.values().filter_map(|a| a.function.clone());
+        bound.chain(staged).collect()
+    }
+}
+
+#[cfg(test)]
+mod fixtures;

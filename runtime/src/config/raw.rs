@@ -1,0 +1,134 @@
+//! The serde shapes of kfn.yaml, exactly as written by the user.
+//!
+//! Each section, binding and store is deserialized on its own (see [`super::node_de`]),
+//! so these shapes only reject what serde can see locally: unknown keys and wrong types.
+//! Almost every field is optional here; what is required, what excludes what, and what
+//! a value must look like is checked in [`super::validate`], which reports every problem
+//! instead of the first. Values that validation checks are [`Located`] so its errors
+//! point at them.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::config::node_de::{Located, ScalarText};
+
+/// The top-level sections, in the order the file usually has them.
+pub const SECTIONS: &[&str] = &["kafka", "functions", "bindings", "analytics", "http"];
+
+/// `kafka:` — where the broker is and how to talk to it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawKafka {
+    /// `embedded` for the in-process broker, or a bootstrap list `host:port,host:port`.
+    pub brokers: Option<Located<String>>,
+    /// Prefix of every consumer group kfn creates; default `kfn`.
+    pub application_id: Option<Located<String>>,
+    /// Extra librdkafka properties; numbers and booleans are passed on as text.
+    pub properties: Option<BTreeMap<String, Located<ScalarText>>>,
+}
+
+/// `functions:` — where the `.wasm` files are and how much they may use.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawFunctions {
+    /// Folder of `.wasm` files and function sources, relative to kfn.yaml; default
+    /// `functions`.
+    pub dir: Option<Located<String>>,
+    /// Default limits for every function.
+    pub limits: Option<RawLimits>,
+}
+
+/// `limits:` — resource limits of one function call; unset fields inherit.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawLimits {
+    /// Linear memory cap, e.g. `64MiB`.
+    pub memory: Option<Located<String>>,
+    /// Deadline of one call, e.g. `1s`.
+    pub cpu_time: Option<Located<String>>,
+}
+
+/// One entry of `bindings:` — a function bound to topics.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawBinding {
+    /// Runs this function on a schedule (`every`) and writes what it returns to `out`.
+    pub supplier: Option<Located<String>>,
+    /// Runs this function on every record of `in`.
+    pub consumer: Option<Located<String>>,
+    /// Runs this function on every record of `in` and writes what it returns to `out`.
+    pub function: Option<Located<String>>,
+    /// Input topic.
+    #[serde(rename = "in")]
+    pub input: Option<Located<String>>,
+    /// Output topic (a function's outputs may also name their own topics).
+    pub out: Option<Located<String>>,
+    /// Schedule of a supplier, e.g. `1s`.
+    pub every: Option<Located<String>>,
+    /// Configuration values the function can read, as text.
+    pub config: Option<BTreeMap<String, ScalarText>>,
+    /// Limits for this binding, over `functions.limits`.
+    pub limits: Option<RawLimits>,
+    /// Dead-letter topic for records that fail; default `<binding>.dlq`.
+    pub dlq: Option<Located<String>>,
+}
+
+/// One entry of `analytics:` — a windowed aggregation materialised as a named store.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawStage {
+    /// Input topic.
+    #[serde(rename = "in")]
+    pub input: Option<Located<String>>,
+    /// Optional function (function world) run on each record before windowing.
+    pub function: Option<Located<String>>,
+    /// Configuration values for that function, as text.
+    pub config: Option<BTreeMap<String, ScalarText>>,
+    /// Limits for that function, over `functions.limits`.
+    pub limits: Option<RawLimits>,
+    /// Grouping key: a JSON pointer into the value (e.g. `/name`) or `record-key`.
+    pub key: Option<Located<String>>,
+    /// The window.
+    pub window: Option<Located<RawWindow>>,
+    /// What to compute per key and window.
+    pub aggregate: Option<Located<RawAggregate>>,
+    /// Topic receiving each closed window's results.
+    pub out: Option<Located<String>>,
+    /// SSE route serving the live results, e.g. `/analytics`.
+    pub serve: Option<Located<String>>,
+}
+
+/// `window:` of a store.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawWindow {
+    /// Window length, e.g. `5s`.
+    pub tumbling: Option<Located<String>>,
+    /// How long after its end a window still accepts late records; default `0s`.
+    pub grace: Option<Located<String>>,
+}
+
+/// `aggregate:` of a store: `count`, or `{ sum|min|max|avg: /json/pointer }`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawAggregate {
+    /// Number of records.
+    Count,
+    /// Sum of the number at this pointer.
+    Sum(Located<String>),
+    /// Minimum of the number at this pointer.
+    Min(Located<String>),
+    /// Maximum of the number at this pointer.
+    Max(Located<String>),
+    /// Average of the number at this pointer.
+    Avg(Located<String>),
+}
+
+/// `http:` — the dashboard and SSE server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawHttp {
+    /// Socket address to listen on; default `127.0.0.1:8080`.
+    pub listen: Option<Located<String>>,
+}

@@ -1,0 +1,428 @@
+//! From the YAML tree to a [`Config`]: deserialize each section and each entry on its
+//! own, check the rules that span fields and entries, and collect every problem.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+mod binding;
+mod stage;
+
+use crate::config::catalog::Catalog;
+use crate::config::node::{Node, NodeKind, Pos};
+use crate::config::node_de::{DeError, Located, from_node, path_segment, unknown};
+use crate::config::raw::{RawFunctions, RawHttp, RawKafka, RawLimits, SECTIONS};
+use crate::config::{
+    Brokers, Config, FunctionsConfig, HttpConfig, KafkaConfig, Limits, defaults, names, units,
+};
+
+/// What the checks of one entry need from the rest of the file.
+struct Context {
+    /// `functions.limits`, which an entry's `limits` override.
+    limits: Limits,
+    /// Which functions exist.
+    functions: Functions,
+    /// SSE routes already served, with their store and position.
+    routes: BTreeMap<String, (String, Pos)>,
+}
+
+/// One problem, before it is given its file name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// Where.
+    pub pos: Pos,
+    /// Dotted path, empty for the whole file.
+    pub path: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// Collects problems; every check reports here and carries on.
+#[derive(Default)]
+struct Report(Vec<Problem>);
+
+impl Report {
+    fn error(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
+        self.0.push(Problem {
+            pos,
+            path: path.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// Records a serde failure of the subtree at `path`.
+    fn de(&mut self, path: &str, err: DeError) {
+        let mut full = path.to_owned();
+        for segment in &err.path {
+            if !segment.starts_with('[') && !full.is_empty() {
+                full.push('.');
+            }
+            full.push_str(segment);
+        }
+        self.error(err.pos.unwrap_or(Pos::START), &full, err.message);
+    }
+
+    /// Deserializes one subtree, recording a failure.
+    fn read<'a, T: Deserialize<'a>>(&mut self, path: &str, node: &'a Node) -> Option<T> {
+        from_node(node).map_err(|err| self.de(path, err)).ok()
+    }
+
+    /// Runs a check on a located value, recording a failure.
+    fn check<T, U>(
+        &mut self,
+        path: &str,
+        value: &Located<T>,
+        check: impl FnOnce(&T) -> Result<U, String>,
+    ) -> Option<U> {
+        check(&value.value)
+            .map_err(|message| self.error(value.pos, path, message))
+            .ok()
+    }
+}
+
+/// Builds the configuration from the parsed document, or every problem in it.
+pub fn build(root: &Node, base_dir: &Path) -> Result<Config, Vec<Problem>> {
+    let mut report = Report::default();
+    let config = build_config(root, base_dir, &mut report);
+    match config {
+        Some(config) if report.0.is_empty() => Ok(config),
+        _ => {
+            let mut problems = report.0;
+            // File order; problems found at the same place keep the order they were found.
+            problems.sort_by_key(|p| p.pos);
+            Err(problems)
+        }
+    }
+}
+
+/// A top-level section and the position of its key.
+struct Section<'a> {
+    key: Pos,
+    node: &'a Node,
+}
+
+fn build_config(root: &Node, base_dir: &Path, report: &mut Report) -> Option<Config> {
+    let entries = match &root.kind {
+        NodeKind::Map(entries) => entries,
+        NodeKind::Null => {
+            report.error(
+                root.pos,
+                "",
+                "the file is empty: a kfn.yaml needs at least `kafka: { brokers: embedded }`",
+            );
+            return None;
+        }
+        _ => {
+            report.error(
+                root.pos,
+                "",
+                format!(
+                    "expected a mapping of sections ({}), found {}",
+                    SECTIONS.join(", "),
+                    root.describe()
+                ),
+            );
+            return None;
+        }
+    };
+
+    let mut sections: BTreeMap<&str, Section<'_>> = BTreeMap::new();
+    for (key, node) in entries {
+        match key
+            .scalar_text()
+            .and_then(|k| SECTIONS.iter().find(|s| **s == k))
+        {
+            Some(name) => {
+                sections.insert(name, Section { key: key.pos, node });
+            }
+            None => report.error(
+                key.pos,
+                &path_segment(key),
+                unknown("top-level key", key.scalar_text().unwrap_or("?"), SECTIONS),
+            ),
+        }
+    }
+
+    let kafka = match sections.get("kafka") {
+        Some(section) => kafka(section, report),
+        None => {
+            report.error(
+                root.pos,
+                "kafka",
+                "missing section 'kafka': add e.g. `kafka: { brokers: embedded }`",
+            );
+            None
+        }
+    };
+    let (functions, catalog) = functions(sections.get("functions"), base_dir, report);
+    let mut context = Context {
+        limits: functions.limits.clone(),
+        functions: catalog,
+        routes: BTreeMap::new(),
+    };
+    let bindings = entries_of(
+        sections.get("bindings"),
+        "bindings",
+        "binding",
+        report,
+        |name, key, node, report| binding::binding(name, key, node, &mut context, report),
+    );
+    let analytics = entries_of(
+        sections.get("analytics"),
+        "analytics",
+        "store",
+        report,
+        |name, key, node, report| stage::stage(name, key, node, &mut context, report),
+    );
+    let http = http(sections.get("http"), report);
+
+    Some(Config {
+        kafka: kafka?,
+        functions,
+        bindings,
+        analytics,
+        http: http?,
+        base_dir: base_dir.to_owned(),
+    })
+}
+
+fn kafka(section: &Section<'_>, report: &mut Report) -> Option<KafkaConfig> {
+    let raw: RawKafka = report.read("kafka", section.node)?;
+    let brokers = match &raw.brokers {
+        Some(brokers) => report.check("kafka.brokers", brokers, |b| parse_brokers(b)),
+        None => {
+            report.error(
+                section.key,
+                "kafka",
+                "missing 'brokers': set it to embedded, or to a bootstrap list like localhost:9092",
+            );
+            None
+        }
+    };
+    let application_id = match &raw.application_id {
+        Some(id) => report.check("kafka.application-id", id, |id| {
+            names::check_name("application-id", id).map(|()| id.clone())
+        }),
+        None => Some(defaults::APPLICATION_ID.to_owned()),
+    };
+    let mut properties = BTreeMap::new();
+    for (name, value) in raw.properties.unwrap_or_default() {
+        let path = format!("kafka.properties.{name:?}");
+        let replacement = match name.as_str() {
+            "bootstrap.servers" | "metadata.broker.list" => Some("kafka.brokers"),
+            "group.id" => Some("kafka.application-id (the consumer group prefix)"),
+            _ => None,
+        };
+        match replacement {
+            Some(key) => report.error(
+                value.pos,
+                &path,
+                format!("'{name}' is set by kfn: use {key} instead"),
+            ),
+            None => {
+                properties.insert(name, value.value.0);
+            }
+        }
+    }
+    Some(KafkaConfig {
+        brokers: brokers?,
+        application_id: application_id?,
+        properties,
+    })
+}
+
+/// `embedded`, or a comma-separated list of `host:port`.
+fn parse_brokers(text: &str) -> Result<Brokers, String> {
+    if text == "embedded" {
+        return Ok(Brokers::Embedded);
+    }
+    let valid = |broker: &str| {
+        broker.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        })
+    };
+    match text.split(',').map(str::trim).find(|b| !valid(b)) {
+        None => Ok(Brokers::Bootstrap(text.to_owned())),
+        Some(bad) => Err(format!(
+            "invalid broker '{bad}': expected embedded, or host:port[,host:port...] (e.g. localhost:9092)"
+        )),
+    }
+}
+
+/// The functions folder, or why it cannot be used: a missing folder is only an error
+/// once something refers to a function in it, and then it is reported once (not once per
+/// reference).
+type Functions = Result<Catalog, Option<Problem>>;
+
+fn functions(
+    section: Option<&Section<'_>>,
+    base_dir: &Path,
+    report: &mut Report,
+) -> (FunctionsConfig, Functions) {
+    let raw = section.and_then(|s| report.read::<RawFunctions>("functions", s.node));
+    let defaults = Limits {
+        memory_bytes: defaults::MEMORY_BYTES,
+        cpu_time: defaults::CPU_TIME,
+    };
+    let limits = match raw.as_ref().and_then(|r| r.limits.as_ref()) {
+        Some(raw) => merge_limits("functions.limits", raw, &defaults, report),
+        None => defaults,
+    };
+    let dir = raw.and_then(|r| r.dir);
+    let (shown, pos) = match &dir {
+        Some(dir) => (dir.value.as_str(), dir.pos),
+        None => (
+            defaults::FUNCTIONS_DIR,
+            section.map_or(Pos::START, |s| s.key),
+        ),
+    };
+    let resolved = base_dir.join(shown);
+    let catalog = Catalog::open(shown, &resolved).map_err(|message| {
+        Some(Problem {
+            pos,
+            path: "functions.dir".to_owned(),
+            message,
+        })
+    });
+    (
+        FunctionsConfig {
+            dir: resolved,
+            limits,
+        },
+        catalog,
+    )
+}
+
+fn merge_limits(path: &str, raw: &RawLimits, base: &Limits, report: &mut Report) -> Limits {
+    let memory_bytes = raw
+        .memory
+        .as_ref()
+        .and_then(|m| report.check(&format!("{path}.memory"), m, |m| units::parse_size(m)));
+    let cpu_time = raw.cpu_time.as_ref().and_then(|t| {
+        report.check(&format!("{path}.cpu-time"), t, |t| {
+            units::positive_duration(t)
+        })
+    });
+    Limits {
+        memory_bytes: memory_bytes.unwrap_or(base.memory_bytes),
+        cpu_time: cpu_time.unwrap_or(base.cpu_time),
+    }
+}
+
+/// Reads a map of named entries (`bindings:`, `analytics:`) entry by entry.
+fn entries_of<T>(
+    section: Option<&Section<'_>>,
+    path: &str,
+    what: &str,
+    report: &mut Report,
+    mut build: impl FnMut(&str, Pos, &Node, &mut Report) -> Option<T>,
+) -> BTreeMap<String, T> {
+    let mut built = BTreeMap::new();
+    let Some(section) = section else { return built };
+    let entries = match &section.node.kind {
+        NodeKind::Map(entries) => entries.as_slice(),
+        NodeKind::Null => &[],
+        _ => {
+            report.error(
+                section.node.pos,
+                path,
+                format!(
+                    "expected a mapping of {what} names to {what}s, found {}",
+                    section.node.describe()
+                ),
+            );
+            return built;
+        }
+    };
+    for (key, node) in entries {
+        let entry_path = format!("{path}.{}", path_segment(key));
+        let Some(name) = key.scalar_text() else {
+            report.error(
+                key.pos,
+                &entry_path,
+                format!(
+                    "a {what} name must be a plain name, found {}",
+                    key.describe()
+                ),
+            );
+            continue;
+        };
+        if let Err(message) = names::check_name(what, name) {
+            report.error(key.pos, &entry_path, message);
+        }
+        if let Some(entry) = build(name, key.pos, node, report) {
+            built.insert(name.to_owned(), entry);
+        }
+    }
+    built
+}
+
+/// Checks an optional topic; `None` (no error) when it is absent.
+fn topic(path: &str, value: Option<&Located<String>>, report: &mut Report) -> Option<String> {
+    value.and_then(|t| report.check(path, t, |t| names::check_topic(t).map(|()| t.clone())))
+}
+
+/// The explicit dead-letter topic, or `<name>.dlq`.
+fn dead_letter_topic(
+    name: &str,
+    key: Pos,
+    path: &str,
+    explicit: Option<&Located<String>>,
+    report: &mut Report,
+) -> Option<String> {
+    match explicit {
+        Some(dlq) => topic(path, Some(dlq), report),
+        None => {
+            let dlq = defaults::dead_letter_topic(name);
+            // A bad name was reported already; only a too-long one breaks the topic.
+            if names::check_name("", name).is_ok() && names::check_topic(&dlq).is_err() {
+                report.error(key, path, format!("name too long: its dead-letter topic '{name}.dlq' must be at most 249 characters"));
+                return None;
+            }
+            Some(dlq)
+        }
+    }
+}
+
+fn function_ref(
+    path: &str,
+    function: &Located<String>,
+    catalog: &mut Functions,
+    report: &mut Report,
+) {
+    if let Err(Some(missing_folder)) = catalog {
+        report.0.push(missing_folder.clone());
+        *catalog = Err(None);
+    }
+    report.check(path, function, |f| {
+        names::check_name("function", f)?;
+        catalog.as_ref().map_or(Ok(()), |c| c.check(f))
+    });
+}
+
+fn text_map(
+    raw: Option<BTreeMap<String, crate::config::node_de::ScalarText>>,
+) -> BTreeMap<String, String> {
+    raw.unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect()
+}
+
+fn http(section: Option<&Section<'_>>, report: &mut Report) -> Option<HttpConfig> {
+    let raw = match section {
+        Some(section) => report.read::<RawHttp>("http", section.node)?,
+        None => RawHttp { listen: None },
+    };
+    let listen = match &raw.listen {
+        Some(listen) => report.check("http.listen", listen, |l| {
+            l.parse::<SocketAddr>().map_err(|_| {
+                format!("invalid listen address '{l}': expected IP:port (e.g. 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080)")
+            })
+        })?,
+        None => defaults::LISTEN,
+    };
+    Some(HttpConfig { listen })
+}

@@ -1,0 +1,98 @@
+//! The watcher behind hot reload: `functions/*.wasm` (load on create/change, unload
+//! on delete) and `kfn.yaml` (re-validate and report). Events are debounced, because
+//! editors and compilers write a file in several steps.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::observe::{EventKind, Events};
+use crate::wasm::Registry;
+
+/// Quiet time after the last file event before acting on a batch.
+pub const DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// Watches until `shutdown`. Errors starting the watcher are returned; later ones are
+/// logged.
+pub fn spawn(
+    functions_dir: PathBuf,
+    config_path: Option<PathBuf>,
+    registry: Arc<Registry>,
+    events: Events,
+    shutdown: CancellationToken,
+) -> notify::Result<tokio::task::JoinHandle<()>> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+        Ok(event) => {
+            for path in event.paths {
+                let _ = tx.send(path);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "file watcher error"),
+    })?;
+    watcher.watch(&functions_dir, RecursiveMode::NonRecursive)?;
+    let config_path = config_path.and_then(|p| std::path::absolute(p).ok());
+    if let Some(parent) = config_path.as_ref().and_then(|p| p.parent()) {
+        watcher.watch(parent, RecursiveMode::NonRecursive)?;
+    }
+
+    Ok(tokio::spawn(async move {
+        let _watcher = watcher; // dropping it stops the notifications
+        let functions_dir = std::path::absolute(&functions_dir).unwrap_or(functions_dir);
+        loop {
+            let first = tokio::select! {
+                () = shutdown.cancelled() => return,
+                p = rx.recv() => match p { Some(p) => p, None => return },
+            };
+            let mut batch = BTreeSet::from([first]);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    p = rx.recv() => match p { Some(p) => { batch.insert(p); } None => return },
+                    () = tokio::time::sleep(DEBOUNCE) => break,
+                }
+            }
+            for path in batch {
+                let path = std::path::absolute(&path).unwrap_or(path);
+                if Some(&path) == config_path.as_ref() {
+                    revalidate(&path, &events);
+                } else if let Some(name) = function_name(&functions_dir, &path) {
+                    if path.exists() {
+                        // Errors are recorded on the function's status by the registry.
+                        let _ = registry.load(&name, &path).await;
+                    } else {
+                        registry.remove(&name, &format!("{} was deleted; its bindings are paused until it is back", path.display()));
+                    }
+                }
+            }
+        }
+    }))
+}
+
+/// `NAME` for `<functions_dir>/NAME.wasm`.
+fn function_name(functions_dir: &Path, path: &Path) -> Option<String> {
+    if path.parent()? != functions_dir || path.extension()? != "wasm" {
+        return None;
+    }
+    Some(path.file_stem()?.to_string_lossy().into_owned())
+}
+
+fn revalidate(path: &Path, events: &Events) {
+    let subject = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    match Config::load(path) {
+        Ok(_) => {
+            tracing::info!(file = %path.display(), "config changed and is valid; restart kfn to apply binding changes");
+            events.emit(EventKind::Config, subject, "changed and valid; restart kfn to apply binding changes");
+        }
+        Err(errors) => {
+            tracing::error!(file = %path.display(), "config changed and is invalid (the running app is unchanged):\n{errors}");
+            events.emit(EventKind::Config, subject, format!("changed and INVALID (the running app is unchanged): {errors}"));
+        }
+    }
+}

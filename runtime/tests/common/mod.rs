@@ -1,0 +1,213 @@
+//! Helpers shared by the integration tests: guest fixtures, awaiting conditions with
+//! deadlines, a Kafka reader/writer on the embedded broker, and a minimal HTTP/SSE
+//! client over a real socket.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::time::Instant;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A built test guest (`runtime/tests/guests/NAME.wasm`).
+pub fn guest(name: &str) -> PathBuf {
+    built(&repo_root().join("runtime/tests/guests"), name, "cargo kfn build --dir runtime/tests/guests")
+}
+
+/// A built example function (`functions/NAME.wasm`).
+pub fn example(name: &str) -> PathBuf {
+    built(&repo_root().join("functions"), name, "cargo kfn build")
+}
+
+fn built(dir: &Path, name: &str, command: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the fixtures first with `{command}` (from the repository root)",
+        path.display()
+    );
+    path
+}
+
+/// Polls `check` until it returns `Some`, or panics after `limit` saying `what`.
+pub async fn eventually<T>(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A record as read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub key: Option<String>,
+    pub value: String,
+    pub headers: Vec<(String, String)>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Read {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "1")
+        .create()
+        .expect("test producer")
+}
+
+pub async fn produce(p: &FutureProducer, topic: &str, key: Option<&str>, value: &str, timestamp: Option<i64>) {
+    let mut r = FutureRecord::to(topic).payload(value);
+    if let Some(k) = key {
+        r = r.key(k);
+    }
+    if let Some(ts) = timestamp {
+        r = r.timestamp(ts);
+    }
+    p.send(r, Timeout::After(Duration::from_secs(10))).await.map_err(|(e, _)| e).expect("produce");
+}
+
+/// A reader of `topic` from the beginning, in its own consumer group.
+pub fn reader(bootstrap: &str, topic: &str) -> StreamConsumer {
+    let c: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("test-reader-{topic}-{}", rand_suffix()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "1500")
+        .set("heartbeat.interval.ms", "150")
+        .create()
+        .expect("test consumer");
+    c.subscribe(&[topic]).expect("subscribe");
+    c
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    std::process::id() as u64 * 1000 + N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Reads until `n` records arrived, or panics after `limit`.
+pub async fn read_n(c: &StreamConsumer, n: usize, limit: Duration) -> Vec<Read> {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + limit;
+    while out.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let m = match tokio::time::timeout(left, c.recv()).await {
+            Ok(m) => m.expect("consume"),
+            Err(_) => panic!("timed out after {limit:?}: read {} of {n} records", out.len()),
+        };
+        out.push(to_read(&m));
+    }
+    out
+}
+
+/// Reads whatever arrives until `quiet` passes with nothing new.
+pub async fn read_until_quiet(c: &StreamConsumer, quiet: Duration) -> Vec<Read> {
+    let mut out = Vec::new();
+    while let Ok(m) = tokio::time::timeout(quiet, c.recv()).await {
+        out.push(to_read(&m.expect("consume")));
+    }
+    out
+}
+
+fn to_read(m: &rdkafka::message::BorrowedMessage<'_>) -> Read {
+    Read {
+        key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        value: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+        headers: m
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        partition: m.partition(),
+        offset: m.offset(),
+    }
+}
+
+/// A plain HTTP/1.1 request over a real socket: (status, body).
+pub async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+pub async fn get_json(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
+    let (status, body) = http(addr, "GET", path, "").await;
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
+}
+
+/// Opens an SSE stream and returns the `data:` payloads of the first `n` events.
+pub async fn sse(addr: std::net::SocketAddr, path: &str, n: usize, limit: Duration) -> Vec<String> {
+    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (r, mut w) = s.into_split();
+    w.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut lines = BufReader::new(r).lines();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + limit;
+    while out.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = tokio::time::timeout(left, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("SSE {path}: {} of {n} events within {limit:?}", out.len()))
+            .expect("read")
+            .expect("stream ended");
+        if let Some(data) = line.strip_prefix("data:") {
+            out.push(data.trim().to_string());
+        }
+    }
+    out
+}

@@ -13,12 +13,15 @@
 //! version is loaded; nothing is skipped.
 
 mod analytics;
+mod dedicated;
 mod supplier;
 mod wasm_step;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +32,7 @@ use crate::record::{Output, Record};
 
 pub use analytics::{AnalyticsStep, KeySelector, ValueSelector};
 pub use analytics::run_closer;
+pub use dedicated::Dedicated;
 pub use supplier::{Supplier, run_supplier};
 pub use wasm_step::{ConsumerStep, FunctionStep};
 
@@ -67,11 +71,22 @@ pub struct Binding {
     pub shutdown: CancellationToken,
 }
 
+/// Records handed to the step's thread at once.
+pub const BATCH: usize = 64;
+
 /// Runs a record-driven binding until shutdown; then drains in-flight sends and
 /// commits.
-pub async fn run_records(b: Binding, mut step: impl Step) {
+pub async fn run_records<S: Step + 'static>(b: Binding, step: S) {
+    let step = match Dedicated::spawn(&b.name, step) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(binding = %b.name, error = %e, "cannot start the binding's worker thread");
+            b.stats.set_state(BindingState::Stopped, Some(format!("no worker thread: {e}")));
+            return;
+        }
+    };
     let mut in_flight = FuturesOrdered::new();
-    let mut pending: Option<Record> = None;
+    let mut pending: VecDeque<Record> = VecDeque::new();
     let mut paused: Option<watch::Receiver<u64>> = None;
     let mut broker_down = false;
     b.stats.set_state(BindingState::Running, None);
@@ -80,21 +95,31 @@ pub async fn run_records(b: Binding, mut step: impl Step) {
         tokio::select! {
             biased;
             () = b.shutdown.cancelled() => break,
-            Some((partition, offset)) = in_flight.next() => b.source.ack(partition, offset),
+            Some((partition, offset)) = in_flight.next() => {
+                b.source.ack(partition, offset);
+                continue;
+            }
             changed = async { paused.as_mut().expect("guarded").changed().await }, if paused.is_some() => {
                 if changed.is_err() {
                     break;
                 }
                 paused = None;
             }
-            next = b.source.next(), if pending.is_none() && paused.is_none() && in_flight.len() < MAX_IN_FLIGHT => {
+            next = b.source.next(), if pending.is_empty() && paused.is_none() && in_flight.len() < MAX_IN_FLIGHT => {
                 match next {
                     Ok(record) => {
                         if std::mem::take(&mut broker_down) {
                             b.events.emit(EventKind::Broker, &b.name, format!("reading {} again", b.source.topic()));
                         }
-                        b.stats.add_in(1);
-                        pending = Some(record);
+                        pending.push_back(record);
+                        // Take whatever else is already fetched, up to a batch.
+                        while pending.len() < BATCH {
+                            match b.source.next().now_or_never() {
+                                Some(Ok(record)) => pending.push_back(record),
+                                _ => break,
+                            }
+                        }
+                        b.stats.add_in(pending.len() as u64);
                     }
                     Err(e) => {
                         if !std::mem::replace(&mut broker_down, true) {
@@ -106,41 +131,69 @@ pub async fn run_records(b: Binding, mut step: impl Step) {
                 }
             }
         }
+        if pending.is_empty() || paused.is_some() {
+            continue;
+        }
 
-        let Some(record) = pending.take() else { continue };
-        match step.handle(&record) {
-            Outcome::Emit(outputs) => {
-                if b.stats.set_state(BindingState::Running, None) {
-                    b.events.emit(EventKind::BindingResumed, &b.name, "running");
+        let batch: Vec<Record> = pending.drain(..).collect();
+        let (batch, outcomes, changes) = step
+            .run(move |step| {
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for record in &batch {
+                    let outcome = step.handle(record);
+                    let pause = matches!(outcome, Outcome::Pause { .. });
+                    outcomes.push(outcome);
+                    if pause {
+                        return (batch, outcomes, step.changed());
+                    }
                 }
-                in_flight.push_back(emit(&b, record, outputs));
-            }
-            Outcome::Fail { error, kind } => {
-                b.stats.add_error();
-                tracing::warn!(
-                    binding = %b.name, function = b.function.as_deref().unwrap_or("-"),
-                    topic = %record.topic, partition = record.partition, offset = record.offset,
-                    dlq = %b.dlq, "record failed: {error}"
-                );
-                b.events.emit(
-                    kind,
-                    &b.name,
-                    format!("{}[{}]@{}: {error} → {}", record.topic, record.partition, record.offset, b.dlq),
-                );
-                in_flight.push_back(emit_dead_letter(&b, record, error));
-            }
-            Outcome::Pause { reason } => {
-                if b.stats.set_state(BindingState::Paused, Some(reason.clone())) {
-                    tracing::warn!(binding = %b.name, "binding paused: {reason}");
-                    b.events.emit(EventKind::BindingPaused, &b.name, reason);
+                (batch, outcomes, None)
+            })
+            .await;
+
+        let mut records = batch.into_iter();
+        for (record, outcome) in records.by_ref().zip(outcomes) {
+            match outcome {
+                Outcome::Emit(outputs) => {
+                    if b.stats.set_state(BindingState::Running, None) {
+                        b.events.emit(EventKind::BindingResumed, &b.name, "running");
+                    }
+                    in_flight.push_back(emit(&b, record, outputs));
                 }
-                paused = step.changed();
-                if paused.is_none() {
-                    // Nothing will ever change: this is a bug, not a state to wait in.
+                Outcome::Fail { error, kind } => {
+                    b.stats.add_error();
+                    tracing::warn!(
+                        binding = %b.name, function = b.function.as_deref().unwrap_or("-"),
+                        topic = %record.topic, partition = record.partition, offset = record.offset,
+                        dlq = %b.dlq, "record failed: {error}"
+                    );
+                    b.events.emit(
+                        kind,
+                        &b.name,
+                        format!("{}[{}]@{}: {error} → {}", record.topic, record.partition, record.offset, b.dlq),
+                    );
+                    in_flight.push_back(emit_dead_letter(&b, record, error));
+                }
+                Outcome::Pause { reason } => {
+                    if b.stats.set_state(BindingState::Paused, Some(reason.clone())) {
+                        tracing::warn!(binding = %b.name, "binding paused: {reason}");
+                        b.events.emit(EventKind::BindingPaused, &b.name, reason);
+                    }
+                    // This record and the rest of the batch wait for a new version.
+                    pending.push_back(record);
+                    break;
+                }
+            }
+        }
+        pending.extend(records);
+        if !pending.is_empty() {
+            match changes {
+                Some(rx) => paused = Some(rx),
+                None => {
+                    // Nothing will ever change: a bug, not a state to wait in.
                     tracing::error!(binding = %b.name, "paused with nothing to wait for; stopping");
                     break;
                 }
-                pending = Some(record);
             }
         }
     }

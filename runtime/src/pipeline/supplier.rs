@@ -21,7 +21,15 @@ pub struct Supplier {
     pub shutdown: CancellationToken,
 }
 
-pub async fn run_supplier(mut s: Supplier) {
+pub async fn run_supplier(s: Supplier) {
+    let Supplier { worker, .. } = s;
+    let worker = match super::Dedicated::spawn(&s.name, worker) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(binding = %s.name, error = %e, "cannot start the binding's worker thread");
+            return;
+        }
+    };
     let mut tick = tokio::time::interval(s.every);
     // A slow tick (e.g. a compile on the same core) is not made up with a burst.
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -33,7 +41,7 @@ pub async fn run_supplier(mut s: Supplier) {
             Some(_) = sends.join_next(), if !sends.is_empty() => continue,
             _ = tick.tick() => {}
         }
-        match s.worker.supply() {
+        match worker.run(|w| w.supply()).await {
             Ok(outputs) => {
                 if s.stats.set_state(BindingState::Running, None) {
                     s.events.emit(EventKind::BindingResumed, &s.name, "running");
@@ -64,7 +72,7 @@ pub async fn run_supplier(mut s: Supplier) {
                     tracing::warn!(binding = %s.name, "binding paused: {reason}");
                     s.events.emit(EventKind::BindingPaused, &s.name, reason);
                 }
-                let mut changes = s.worker.changes();
+                let mut changes = worker.run(|w| w.changes()).await;
                 tokio::select! {
                     () = s.shutdown.cancelled() => break,
                     _ = changes.changed() => {}

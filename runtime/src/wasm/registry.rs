@@ -25,6 +25,16 @@ pub struct Prepared {
     pub(super) pre: Pre,
 }
 
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("world", &self.world)
+            .field("hash", &self.hash)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
 pub(super) enum Pre {
     Function(FunctionPre<HostState>),
     Consumer(ConsumerPre<HostState>),

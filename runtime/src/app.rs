@@ -21,8 +21,10 @@ use crate::config::{self, Config};
 use crate::http::{self, Health, HttpState, Info};
 use crate::kafka::{EmbeddedBroker, KafkaSettings, Sink, Source};
 use crate::observe::{BindingKind, BindingStats, EventKind, Events};
-use crate::pipeline::{self, AnalyticsStep, Binding, ConsumerStep, FunctionStep, KeySelector, ValueSelector};
-use crate::wasm::{GuestIdentity, Limits, Registry, WasmEngine, World, Worker};
+use crate::pipeline::{
+    self, AnalyticsStep, Binding, ConsumerStep, FunctionStep, KeySelector, ValueSelector,
+};
+use crate::wasm::{GuestIdentity, Limits, Registry, WasmEngine, Worker, World};
 use crate::window::{AggregateKind, WindowSpec, WindowStore};
 
 /// Partitions of the topics kfn creates on the embedded broker.
@@ -91,7 +93,11 @@ impl App {
 
         let mut tasks = JoinSet::new();
         let mut bindings = Vec::new();
-        let worker = |binding: &str, function: &str, cfg: &BTreeMap<String, String>, limits: &config::Limits, world| {
+        let worker = |binding: &str,
+                      function: &str,
+                      cfg: &BTreeMap<String, String>,
+                      limits: &config::Limits,
+                      world| {
             Worker::new(
                 engine.clone(),
                 registry.slot(function),
@@ -114,7 +120,13 @@ impl App {
                 config::BindingKind::Function => BindingKind::Function,
                 config::BindingKind::Consumer => BindingKind::Consumer,
             };
-            let stats = BindingStats::new(name, kind, Some(b.function.clone()), b.input.clone(), b.output.clone());
+            let stats = BindingStats::new(
+                name,
+                kind,
+                Some(b.function.clone()),
+                b.input.clone(),
+                b.output.clone(),
+            );
             bindings.push(stats.clone());
             let world = match kind {
                 BindingKind::Supplier => World::Supplier,
@@ -123,8 +135,13 @@ impl App {
             };
             let w = worker(name, &b.function, &b.config, &b.limits, world);
             if kind == BindingKind::Supplier {
-                let every = b.every.context("supplier without `every` passed validation")?;
-                let out = b.output.clone().context("supplier without `out` passed validation")?;
+                let every = b
+                    .every
+                    .context("supplier without `every` passed validation")?;
+                let out = b
+                    .output
+                    .clone()
+                    .context("supplier without `out` passed validation")?;
                 tasks.spawn(pipeline::run_supplier(pipeline::Supplier {
                     name: name.clone(),
                     function: b.function.clone(),
@@ -138,11 +155,15 @@ impl App {
                 }));
                 continue;
             }
-            let input = b.input.clone().context("binding without `in` passed validation")?;
+            let input = b
+                .input
+                .clone()
+                .context("binding without `in` passed validation")?;
             let binding = Binding {
                 name: name.clone(),
                 function: Some(b.function.clone()),
-                source: Source::new(&settings, name, &input).with_context(|| format!("binding {name}: subscribing to {input}"))?,
+                source: Source::new(&settings, name, &input)
+                    .with_context(|| format!("binding {name}: subscribing to {input}"))?,
                 sink: sink.clone(),
                 out: b.output.clone(),
                 dlq: b.dlq.clone(),
@@ -161,10 +182,18 @@ impl App {
         for (name, a) in &config.analytics {
             let (aggregate, value) = match &a.aggregate {
                 config::Aggregate::Count => (AggregateKind::Count, ValueSelector::One),
-                config::Aggregate::Sum(p) => (AggregateKind::Sum, ValueSelector::Pointer(p.clone())),
-                config::Aggregate::Min(p) => (AggregateKind::Min, ValueSelector::Pointer(p.clone())),
-                config::Aggregate::Max(p) => (AggregateKind::Max, ValueSelector::Pointer(p.clone())),
-                config::Aggregate::Avg(p) => (AggregateKind::Avg, ValueSelector::Pointer(p.clone())),
+                config::Aggregate::Sum(p) => {
+                    (AggregateKind::Sum, ValueSelector::Pointer(p.clone()))
+                }
+                config::Aggregate::Min(p) => {
+                    (AggregateKind::Min, ValueSelector::Pointer(p.clone()))
+                }
+                config::Aggregate::Max(p) => {
+                    (AggregateKind::Max, ValueSelector::Pointer(p.clone()))
+                }
+                config::Aggregate::Avg(p) => {
+                    (AggregateKind::Avg, ValueSelector::Pointer(p.clone()))
+                }
             };
             let spec = WindowSpec {
                 size_ms: millis(a.window.tumbling),
@@ -172,10 +201,19 @@ impl App {
             };
             let store = Arc::new(WindowStore::new(name, spec, aggregate, a.serve.clone()));
             stores.insert(name.clone(), store.clone());
-            let stats = BindingStats::new(name, BindingKind::Analytics, a.function.clone(), Some(a.input.clone()), a.output.clone());
+            let stats = BindingStats::new(
+                name,
+                BindingKind::Analytics,
+                a.function.clone(),
+                Some(a.input.clone()),
+                a.output.clone(),
+            );
             bindings.push(stats.clone());
             let step = AnalyticsStep {
-                worker: a.function.as_ref().map(|f| worker(name, f, &a.config, &a.limits, World::Function)),
+                worker: a
+                    .function
+                    .as_ref()
+                    .map(|f| worker(name, f, &a.config, &a.limits, World::Function)),
                 store: store.clone(),
                 key: match &a.key {
                     config::KeySelector::JsonPointer(p) => KeySelector::Pointer(p.clone()),
@@ -186,7 +224,8 @@ impl App {
             let binding = Binding {
                 name: name.clone(),
                 function: a.function.clone(),
-                source: Source::new(&settings, name, &a.input).with_context(|| format!("analytics {name}: subscribing to {}", a.input))?,
+                source: Source::new(&settings, name, &a.input)
+                    .with_context(|| format!("analytics {name}: subscribing to {}", a.input))?,
                 sink: sink.clone(),
                 out: a.output.clone(),
                 dlq: a.dlq.clone(),
@@ -195,13 +234,24 @@ impl App {
                 shutdown: shutdown.clone(),
             };
             tasks.spawn(pipeline::run_records(binding, step));
-            tasks.spawn(pipeline::run_closer(store, sink.clone(), a.output.clone(), stats, shutdown.clone()));
+            tasks.spawn(pipeline::run_closer(
+                store,
+                sink.clone(),
+                a.output.clone(),
+                stats,
+                shutdown.clone(),
+            ));
         }
 
         let mut services = JoinSet::new();
         let health = Arc::new(Health::default());
         services.spawn(sample_rates(bindings.clone(), shutdown.clone()));
-        services.spawn(probe_broker(sink.clone(), health.clone(), events.clone(), shutdown.clone()));
+        services.spawn(probe_broker(
+            sink.clone(),
+            health.clone(),
+            events.clone(),
+            shutdown.clone(),
+        ));
         if options.watch {
             let handle = crate::watch::spawn(
                 config.functions.dir.clone(),
@@ -225,8 +275,16 @@ impl App {
             info: Info {
                 version: env!("CARGO_PKG_VERSION"),
                 bootstrap: bootstrap.clone(),
-                config: options.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
-                broker: if broker.is_some() { "embedded" } else { "external" },
+                config: options
+                    .config_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                broker: if broker.is_some() {
+                    "embedded"
+                } else {
+                    "external"
+                },
             },
             registry: registry.clone(),
             bindings: bindings.clone(),
@@ -247,7 +305,15 @@ impl App {
             }
         });
 
-        events.emit(EventKind::Info, "kfn", format!("started: {} bindings, {} stores, broker {bootstrap}", config.bindings.len(), config.analytics.len()));
+        events.emit(
+            EventKind::Info,
+            "kfn",
+            format!(
+                "started: {} bindings, {} stores, broker {bootstrap}",
+                config.bindings.len(),
+                config.analytics.len()
+            ),
+        );
         Ok(App {
             http_addr,
             bootstrap,
@@ -294,7 +360,9 @@ fn static_dir(base: &Path) -> PathBuf {
     if beside.join("index.html").exists() {
         return beside;
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("static")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("static")
 }
 
 fn millis(d: Duration) -> i64 {
@@ -325,17 +393,26 @@ async fn create_topics(settings: &KafkaSettings, topics: &[String]) {
     use rdkafka::client::DefaultClientContext;
     let admin: AdminClient<DefaultClientContext> = match settings.producer().create() {
         Ok(a) => a,
-        Err(e) => return tracing::warn!(error = %e, "cannot create an admin client; not creating topics"),
+        Err(e) => {
+            return tracing::warn!(error = %e, "cannot create an admin client; not creating topics");
+        }
     };
-    let new: Vec<NewTopic<'_>> = topics.iter().map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(-1))).collect();
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(-1)))
+        .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     match tokio::time::timeout(Duration::from_secs(15), admin.create_topics(&new, &opts)).await {
         Ok(Ok(results)) => {
             for r in results {
                 match r {
                     Ok(topic) => tracing::info!(%topic, "topic created"),
-                    Err((topic, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => tracing::debug!(%topic, "topic exists"),
-                    Err((topic, code)) => tracing::warn!(%topic, error = %code, "topic not created"),
+                    Err((topic, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
+                        tracing::debug!(%topic, "topic exists")
+                    }
+                    Err((topic, code)) => {
+                        tracing::warn!(%topic, error = %code, "topic not created")
+                    }
                 }
             }
         }
@@ -373,7 +450,12 @@ async fn sample_rates(bindings: Vec<Arc<BindingStats>>, shutdown: CancellationTo
     }
 }
 
-async fn probe_broker(sink: Sink, health: Arc<Health>, events: Events, shutdown: CancellationToken) {
+async fn probe_broker(
+    sink: Sink,
+    health: Arc<Health>,
+    events: Events,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {

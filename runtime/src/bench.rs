@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::kafka::{EmbeddedBroker, KafkaSettings, Sink, Source};
 use crate::observe::{BindingKind, BindingStats, Events};
 use crate::pipeline::{self, Binding, FunctionStep, MAX_IN_FLIGHT};
-use crate::wasm::{GuestIdentity, Limits, Registry, WasmEngine, World, Worker};
+use crate::wasm::{GuestIdentity, Limits, Registry, WasmEngine, Worker, World};
 
 const PARTITIONS: i32 = 3;
 
@@ -41,10 +41,19 @@ pub async fn run(records: usize, output: Option<PathBuf>) -> anyhow::Result<()> 
     if !wasm.exists() {
         crate::builder::build_dir(Path::new("functions"), &[PathBuf::from("wit")], false)?;
     }
-    anyhow::ensure!(wasm.exists(), "{} is missing: run `cargo kfn build` from the repository root", wasm.display());
+    anyhow::ensure!(
+        wasm.exists(),
+        "{} is missing: run `cargo kfn build` from the repository root",
+        wasm.display()
+    );
 
     let broker = tokio::task::spawn_blocking(EmbeddedBroker::start).await??;
-    for t in ["bench-in", "bench-out-baseline", "bench-out-kfn", "bench.dlq"] {
+    for t in [
+        "bench-in",
+        "bench-out-baseline",
+        "bench-out-kfn",
+        "bench.dlq",
+    ] {
         broker.create_topic(t, PARTITIONS)?;
     }
     let settings = KafkaSettings {
@@ -98,7 +107,10 @@ async fn fill(settings: &KafkaSettings, records: usize) -> anyhow::Result<()> {
         let producer = producer.clone();
         in_flight.push_back(async move {
             producer
-                .send(FutureRecord::to("bench-in").key(page).payload(&value), Timeout::Never)
+                .send(
+                    FutureRecord::to("bench-in").key(page).payload(&value),
+                    Timeout::Never,
+                )
                 .await
                 .map_err(|(e, _)| e)
         });
@@ -149,12 +161,22 @@ async fn passthrough(settings: &KafkaSettings, records: usize) -> anyhow::Result
     })
 }
 
-async fn function_binding(settings: &KafkaSettings, wasm: &Path, records: usize) -> anyhow::Result<Measured> {
+async fn function_binding(
+    settings: &KafkaSettings,
+    wasm: &Path,
+    records: usize,
+) -> anyhow::Result<Measured> {
     let engine = WasmEngine::new(Some(PathBuf::from(".kfn/cache")))?;
     let registry = Registry::new(engine.clone(), Events::new());
     registry.load("page-enricher", wasm).await?;
     let started = Instant::now();
-    let stats = BindingStats::new("bench", BindingKind::Function, Some("page-enricher".into()), Some("bench-in".into()), Some("bench-out-kfn".into()));
+    let stats = BindingStats::new(
+        "bench",
+        BindingKind::Function,
+        Some("page-enricher".into()),
+        Some("bench-in".into()),
+        Some("bench-out-kfn".into()),
+    );
     let shutdown = CancellationToken::new();
     let worker = Worker::new(
         engine,
@@ -193,8 +215,14 @@ async fn function_binding(settings: &KafkaSettings, wasm: &Path, records: usize)
 async fn wait_for(stats: &Arc<BindingStats>, records: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     while (stats.records_out.load(Ordering::Relaxed) as usize) < records {
-        anyhow::ensure!(Instant::now() < deadline, "kfn run did not finish within 10 minutes");
-        anyhow::ensure!(stats.errors.load(Ordering::Relaxed) == 0, "records failed during the benchmark");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "kfn run did not finish within 10 minutes"
+        );
+        anyhow::ensure!(
+            stats.errors.load(Ordering::Relaxed) == 0,
+            "records failed during the benchmark"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(())

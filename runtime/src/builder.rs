@@ -16,7 +16,9 @@ pub const WASM_TARGET: &str = "wasm32-wasip2";
 pub enum BuildError {
     #[error("{dir}: cannot read: {source}")]
     Read { dir: String, source: std::io::Error },
-    #[error("the {WASM_TARGET} Rust target is not installed and rustup is not available to add it; install rustup (https://rustup.rs) then run: rustup target add {WASM_TARGET}")]
+    #[error(
+        "the {WASM_TARGET} Rust target is not installed and rustup is not available to add it; install rustup (https://rustup.rs) then run: rustup target add {WASM_TARGET}"
+    )]
     NoRustup,
     #[error("`rustup target add {WASM_TARGET}` failed; run it yourself to see why")]
     TargetAdd,
@@ -34,7 +36,11 @@ pub enum Built {
 
 /// Builds every stale function folder under `dir`; `extra_inputs` (e.g. the `wit/`
 /// folder) count as sources of every function. Prints progress to stderr.
-pub fn build_dir(dir: &Path, extra_inputs: &[PathBuf], force: bool) -> Result<Vec<(String, Built)>, BuildError> {
+pub fn build_dir(
+    dir: &Path,
+    extra_inputs: &[PathBuf],
+    force: bool,
+) -> Result<Vec<(String, Built)>, BuildError> {
     // Absolute, because cargo runs inside each function folder.
     let dir = &std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let read_err = |source| BuildError::Read {
@@ -45,7 +51,11 @@ pub fn build_dir(dir: &Path, extra_inputs: &[PathBuf], force: bool) -> Result<Ve
         .map_err(read_err)?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n != "target" && !n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n != "target" && !n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     folders.sort();
 
@@ -53,11 +63,17 @@ pub fn build_dir(dir: &Path, extra_inputs: &[PathBuf], force: bool) -> Result<Ve
     let mut target_checked = false;
     let mut results = Vec::new();
     for folder in folders {
-        let name = folder.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = folder
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let wasm = dir.join(format!("{name}.wasm"));
         if !folder.join("Cargo.toml").exists() {
             if is_source_folder(&folder) {
-                let error = format!("{}: only Rust functions (a Cargo.toml) can be built by this version of kfn", folder.display());
+                let error = format!(
+                    "{}: only Rust functions (a Cargo.toml) can be built by this version of kfn",
+                    folder.display()
+                );
                 eprintln!("kfn build: {error}");
                 results.push((name, Built::Failed { error }));
             }
@@ -74,12 +90,19 @@ pub fn build_dir(dir: &Path, extra_inputs: &[PathBuf], force: bool) -> Result<Ve
             ensure_wasm_target(&folder)?;
             target_checked = true;
         }
-        eprintln!("kfn build: building {} (rust, {WASM_TARGET}) ...", folder.display());
+        eprintln!(
+            "kfn build: building {} (rust, {WASM_TARGET}) ...",
+            folder.display()
+        );
         let started = std::time::Instant::now();
         match build_rust(&folder, &name, &wasm) {
             Ok(()) => {
                 let ms = started.elapsed().as_millis();
-                eprintln!("kfn build: {} built in {:.1} s", wasm.display(), ms as f64 / 1000.0);
+                eprintln!(
+                    "kfn build: {} built in {:.1} s",
+                    wasm.display(),
+                    ms as f64 / 1000.0
+                );
                 results.push((name, Built::Built { ms }));
             }
             Err(error) => {
@@ -92,9 +115,16 @@ pub fn build_dir(dir: &Path, extra_inputs: &[PathBuf], force: bool) -> Result<Ve
 }
 
 fn is_source_folder(folder: &Path) -> bool {
-    ["package.json", "pyproject.toml", "app.py", "go.mod", "Makefile", "main.c"]
-        .iter()
-        .any(|f| folder.join(f).exists())
+    [
+        "package.json",
+        "pyproject.toml",
+        "app.py",
+        "go.mod",
+        "Makefile",
+        "main.c",
+    ]
+    .iter()
+    .any(|f| folder.join(f).exists())
 }
 
 /// The newest modification time of any file under `path`, skipping build output.
@@ -124,22 +154,37 @@ fn ensure_wasm_target(cwd: &Path) -> Result<(), BuildError> {
             Err(BuildError::NoRustup)
         };
     };
-    if String::from_utf8_lossy(&installed.stdout).lines().any(|l| l.trim() == WASM_TARGET) {
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == WASM_TARGET)
+    {
         return Ok(());
     }
-    eprintln!("kfn build: installing the {WASM_TARGET} Rust target (once): rustup target add {WASM_TARGET}");
+    eprintln!(
+        "kfn build: installing the {WASM_TARGET} Rust target (once): rustup target add {WASM_TARGET}"
+    );
     let ok = Command::new("rustup")
         .args(["target", "add", WASM_TARGET])
         .current_dir(cwd)
         .status()
         .is_ok_and(|s| s.success());
-    if ok { Ok(()) } else { Err(BuildError::TargetAdd) }
+    if ok {
+        Ok(())
+    } else {
+        Err(BuildError::TargetAdd)
+    }
 }
 
 fn build_rust(folder: &Path, name: &str, wasm: &Path) -> Result<(), String> {
     let manifest = folder.join("Cargo.toml");
     let status = Command::new("cargo")
-        .args(["build", "--release", "--target", WASM_TARGET, "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            WASM_TARGET,
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .current_dir(folder)
         .stdin(Stdio::null())
@@ -149,7 +194,9 @@ fn build_rust(folder: &Path, name: &str, wasm: &Path) -> Result<(), String> {
             _ => format!("cannot run cargo: {e}"),
         })?;
     if !status.success() {
-        return Err(format!("cargo build failed ({status}); fix the errors above and run `kfn build` again"));
+        return Err(format!(
+            "cargo build failed ({status}); fix the errors above and run `kfn build` again"
+        ));
     }
     let target_dir = target_dir(&manifest)?;
     let artifact = target_dir
@@ -160,12 +207,24 @@ fn build_rust(folder: &Path, name: &str, wasm: &Path) -> Result<(), String> {
     let tmp = wasm.with_extension("wasm.tmp");
     std::fs::copy(&artifact, &tmp)
         .and_then(|_| std::fs::rename(&tmp, wasm))
-        .map_err(|e| format!("copying {} to {}: {e} (is the crate named '{name}' with crate-type cdylib?)", artifact.display(), wasm.display()))
+        .map_err(|e| {
+            format!(
+                "copying {} to {}: {e} (is the crate named '{name}' with crate-type cdylib?)",
+                artifact.display(),
+                wasm.display()
+            )
+        })
 }
 
 fn target_dir(manifest: &Path) -> Result<PathBuf, String> {
     let out = Command::new("cargo")
-        .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--manifest-path",
+        ])
         .arg(manifest)
         .output()
         .map_err(|e| format!("cargo metadata: {e}"))?;

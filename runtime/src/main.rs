@@ -10,7 +10,11 @@ use kfn::app::{App, Options};
 use kfn::config::Config;
 
 #[derive(Parser)]
-#[command(name = "kfn", version, about = "Bind Kafka topics to WebAssembly functions, with windowed analytics, hot reload and a live dashboard")]
+#[command(
+    name = "kfn",
+    version,
+    about = "Bind Kafka topics to WebAssembly functions, with windowed analytics, hot reload and a live dashboard"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -62,8 +66,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { file } => return validate(&file),
         Command::Build { dir, force } => build(dir, force),
-        Command::Up { config, listen, no_build } => runtime().and_then(|rt| rt.block_on(up(config, listen, no_build))),
-        Command::Bench { records, output } => runtime().and_then(|rt| rt.block_on(kfn::bench::run(records, output))),
+        Command::Up {
+            config,
+            listen,
+            no_build,
+        } => runtime().and_then(|rt| rt.block_on(up(config, listen, no_build))),
+        Command::Bench { records, output } => {
+            runtime().and_then(|rt| rt.block_on(kfn::bench::run(records, output)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -85,7 +95,10 @@ fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("KFN_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn,librdkafka=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn validate(file: &Path) -> ExitCode {
@@ -117,21 +130,32 @@ fn build(dir: Option<PathBuf>, force: bool) -> anyhow::Result<()> {
     let results = kfn::builder::build_dir(&dir, &[wit], force)?;
     let failed: Vec<_> = results
         .iter()
-        .filter_map(|(name, b)| matches!(b, kfn::builder::Built::Failed { .. }).then_some(name.as_str()))
+        .filter_map(|(name, b)| {
+            matches!(b, kfn::builder::Built::Failed { .. }).then_some(name.as_str())
+        })
         .collect();
     anyhow::ensure!(failed.is_empty(), "failed to build: {}", failed.join(", "));
     Ok(())
 }
 
-async fn up(config_path: PathBuf, listen: Option<SocketAddr>, no_build: bool) -> anyhow::Result<()> {
+async fn up(
+    config_path: PathBuf,
+    listen: Option<SocketAddr>,
+    no_build: bool,
+) -> anyhow::Result<()> {
     let config = match Config::load(&config_path) {
         Ok(c) => c,
-        Err(errors) => anyhow::bail!("{} is invalid; nothing was started:\n{errors}", config_path.display()),
+        Err(errors) => anyhow::bail!(
+            "{} is invalid; nothing was started:\n{errors}",
+            config_path.display()
+        ),
     };
     if !no_build {
         let dir = config.functions.dir.clone();
         let wit = config.base_dir.join("wit");
-        let results = tokio::task::spawn_blocking(move || kfn::builder::build_dir(&dir, &[wit], false)).await??;
+        let results =
+            tokio::task::spawn_blocking(move || kfn::builder::build_dir(&dir, &[wit], false))
+                .await??;
         for (name, b) in results {
             if let kfn::builder::Built::Failed { error } = b {
                 // Keep going: its bindings show as paused with this error.
@@ -148,7 +172,10 @@ async fn up(config_path: PathBuf, listen: Option<SocketAddr>, no_build: bool) ->
         },
     )
     .await?;
-    println!("kfn: Kafka bootstrap: {}   (try: kcat -b {} -L)", app.bootstrap, app.bootstrap);
+    println!(
+        "kfn: Kafka bootstrap: {}   (try: kcat -b {} -L)",
+        app.bootstrap, app.bootstrap
+    );
     println!("kfn: dashboard: http://{}", app.http_addr);
     println!("kfn: running {}; Ctrl-C to stop", config_path.display());
 
@@ -163,10 +190,11 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::mem::drop(ctrl_c.await),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::mem::drop(ctrl_c.await),
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -28,14 +28,15 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> notify::Result<tokio::task::JoinHandle<()>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-        Ok(event) => {
-            for path in event.paths {
-                let _ = tx.send(path);
+    let mut watcher =
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            Ok(event) => {
+                for path in event.paths {
+                    let _ = tx.send(path);
+                }
             }
-        }
-        Err(e) => tracing::warn!(error = %e, "file watcher error"),
-    })?;
+            Err(e) => tracing::warn!(error = %e, "file watcher error"),
+        })?;
     watcher.watch(&functions_dir, RecursiveMode::NonRecursive)?;
     let config_path = config_path.and_then(|p| std::path::absolute(p).ok());
     if let Some(parent) = config_path.as_ref().and_then(|p| p.parent()) {
@@ -67,7 +68,13 @@ pub fn spawn(
                         // Errors are recorded on the function's status by the registry.
                         let _ = registry.load(&name, &path).await;
                     } else {
-                        registry.remove(&name, &format!("{} was deleted; its bindings are paused until it is back", path.display()));
+                        registry.remove(
+                            &name,
+                            &format!(
+                                "{} was deleted; its bindings are paused until it is back",
+                                path.display()
+                            ),
+                        );
                     }
                 }
             }
@@ -84,15 +91,26 @@ fn function_name(functions_dir: &Path, path: &Path) -> Option<String> {
 }
 
 fn revalidate(path: &Path, events: &Events) {
-    let subject = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let subject = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     match Config::load(path) {
         Ok(_) => {
             tracing::info!(file = %path.display(), "config changed and is valid; restart kfn to apply binding changes");
-            events.emit(EventKind::Config, subject, "changed and valid; restart kfn to apply binding changes");
+            events.emit(
+                EventKind::Config,
+                subject,
+                "changed and valid; restart kfn to apply binding changes",
+            );
         }
         Err(errors) => {
             tracing::error!(file = %path.display(), "config changed and is invalid (the running app is unchanged):\n{errors}");
-            events.emit(EventKind::Config, subject, format!("changed and INVALID (the running app is unchanged): {errors}"));
+            events.emit(
+                EventKind::Config,
+                subject,
+                format!("changed and INVALID (the running app is unchanged): {errors}"),
+            );
         }
     }
 }

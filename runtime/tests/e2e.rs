@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{eventually, get_json, http, produce, producer, read_n, read_until_quiet, reader, sse};
+use common::{
+    eventually, get_json, http, produce, producer, read_n, read_until_quiet, reader, sse,
+};
 use kfn::app::{App, Options};
 use kfn::config::Config;
 
@@ -18,7 +20,11 @@ async fn start(yaml: &str, functions: &[(&str, PathBuf)]) -> (App, tempfile::Tem
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("functions")).unwrap();
     for (name, wasm) in functions {
-        std::fs::copy(wasm, dir.path().join("functions").join(format!("{name}.wasm"))).unwrap();
+        std::fs::copy(
+            wasm,
+            dir.path().join("functions").join(format!("{name}.wasm")),
+        )
+        .unwrap();
     }
     let path = dir.path().join("kfn.yaml");
     std::fs::write(&path, yaml).unwrap();
@@ -37,7 +43,11 @@ async fn start(yaml: &str, functions: &[(&str, PathBuf)]) -> (App, tempfile::Tem
 }
 
 fn binding(app: &App, name: &str) -> kfn::observe::BindingInfo {
-    app.bindings.iter().find(|b| b.name == name).expect("binding").info()
+    app.bindings
+        .iter()
+        .find(|b| b.name == name)
+        .expect("binding")
+        .info()
 }
 
 fn json(s: &str) -> serde_json::Value {
@@ -105,7 +115,9 @@ analytics:
         let duration = (i * 37) % 300; // about a third are <= 100 and filtered out
         let ts = base + i * 10;
         if duration > 100 {
-            *expected.entry((ts - ts % 1000, name.to_string())).or_default() += 1;
+            *expected
+                .entry((ts - ts % 1000, name.to_string()))
+                .or_default() += 1;
         }
         let value = format!(r#"{{"name":"{name}","user":"U1","date":"x","duration":{duration}}}"#);
         produce(&p, "A", Some("k"), &value, Some(ts)).await;
@@ -116,26 +128,63 @@ analytics:
         .iter()
         .map(|r| {
             let v = json(&r.value);
-            assert_eq!(v["end"].as_i64().unwrap() - v["start"].as_i64().unwrap(), 1000);
-            ((v["start"].as_i64().unwrap(), v["key"].as_str().unwrap().to_string()), v["value"].as_u64().unwrap())
+            assert_eq!(
+                v["end"].as_i64().unwrap() - v["start"].as_i64().unwrap(),
+                1000
+            );
+            (
+                (
+                    v["start"].as_i64().unwrap(),
+                    v["key"].as_str().unwrap().to_string(),
+                ),
+                v["value"].as_u64().unwrap(),
+            )
         })
         .collect();
     assert_eq!(got, expected, "closed windows on A-out");
 
     // The store answers the same, through the API.
-    let windows = get_json(app.http_addr, &format!("/api/stores/page-count?from={base}&to={}", base + 4000)).await;
+    let windows = get_json(
+        app.http_addr,
+        &format!("/api/stores/page-count?from={base}&to={}", base + 4000),
+    )
+    .await;
     let from_api: BTreeMap<(i64, String), u64> = windows["windows"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|w| ((w["start"].as_i64().unwrap(), w["key"].as_str().unwrap().to_string()), w["value"].as_u64().unwrap()))
+        .map(|w| {
+            (
+                (
+                    w["start"].as_i64().unwrap(),
+                    w["key"].as_str().unwrap().to_string(),
+                ),
+                w["value"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(from_api, expected, "windows from GET /api/stores/page-count");
+    assert_eq!(
+        from_api, expected,
+        "windows from GET /api/stores/page-count"
+    );
 
     // A record for a window that has closed is late: dead-lettered with a reason, not lost.
-    produce(&p, "A", Some("k"), r#"{"name":"P1","user":"U1","date":"x","duration":500}"#, Some(base)).await;
+    produce(
+        &p,
+        "A",
+        Some("k"),
+        r#"{"name":"P1","user":"U1","date":"x","duration":500}"#,
+        Some(base),
+    )
+    .await;
     let late = read_n(&reader(&app.bootstrap, "page-count.dlq"), 1, LONG).await;
-    assert!(late[0].header("kfn-error").unwrap().starts_with("late record"), "{late:?}");
+    assert!(
+        late[0]
+            .header("kfn-error")
+            .unwrap()
+            .starts_with("late record"),
+        "{late:?}"
+    );
     app.shutdown().await;
 }
 
@@ -152,19 +201,34 @@ bindings:
         produce(&p, "F", Some("k"), v, None).await;
     }
     let out = read_n(&reader(&app.bootstrap, "G"), 2, LONG).await;
-    assert_eq!(out.iter().map(|r| r.value.as_str()).collect::<Vec<_>>(), ["probe-v1:a", "probe-v1:b"]);
+    assert_eq!(
+        out.iter().map(|r| r.value.as_str()).collect::<Vec<_>>(),
+        ["probe-v1:a", "probe-v1:b"]
+    );
 
     let dlq = read_n(&reader(&app.bootstrap, "probe.dlq"), 2, LONG).await;
-    let mut by_value: BTreeMap<&str, &common::Read> = dlq.iter().map(|r| (r.value.as_str(), r)).collect();
+    let mut by_value: BTreeMap<&str, &common::Read> =
+        dlq.iter().map(|r| (r.value.as_str(), r)).collect();
     let error = by_value.remove("error").expect("the erroring record");
-    assert!(error.header("kfn-error").unwrap().contains("asked to fail"), "{error:?}");
+    assert!(
+        error.header("kfn-error").unwrap().contains("asked to fail"),
+        "{error:?}"
+    );
     let trap = by_value.remove("trap").expect("the trapping record");
-    assert!(trap.header("kfn-error").unwrap().contains("trapped"), "{trap:?}");
+    assert!(
+        trap.header("kfn-error").unwrap().contains("trapped"),
+        "{trap:?}"
+    );
     for r in [error, trap] {
         assert_eq!(r.header("kfn-binding"), Some("probe"));
         assert_eq!(r.header("kfn-function"), Some("probe"));
         assert_eq!(r.header("kfn-source-topic"), Some("F"));
-        assert!(r.header("kfn-source-offset").unwrap().parse::<i64>().is_ok());
+        assert!(
+            r.header("kfn-source-offset")
+                .unwrap()
+                .parse::<i64>()
+                .is_ok()
+        );
         assert_eq!(r.key.as_deref(), Some("k"));
     }
 
@@ -175,7 +239,13 @@ bindings:
     .await;
     assert_eq!((info.records_in, info.records_out, info.errors), (4, 2, 2));
     let (history, _) = app.events.subscribe();
-    assert_eq!(history.iter().filter(|e| e.kind == kfn::observe::EventKind::RecordFailed).count(), 2);
+    assert_eq!(
+        history
+            .iter()
+            .filter(|e| e.kind == kfn::observe::EventKind::RecordFailed)
+            .count(),
+        2
+    );
     app.shutdown().await;
 }
 
@@ -183,7 +253,12 @@ bindings:
 async fn http_api_and_sse_with_a_real_client() {
     let root = common::repo_root();
     let yaml = std::fs::read_to_string(root.join("kfn.yaml")).unwrap();
-    let names = ["page-supplier", "page-enricher", "page-filter", "page-logger"];
+    let names = [
+        "page-supplier",
+        "page-enricher",
+        "page-filter",
+        "page-logger",
+    ];
     let functions: Vec<(&str, PathBuf)> = names.iter().map(|n| (*n, common::example(n))).collect();
     let (app, _dir) = start(&yaml, &functions).await;
     let addr = app.http_addr;
@@ -194,24 +269,41 @@ async fn http_api_and_sse_with_a_real_client() {
 
     let functions = get_json(addr, "/api/functions").await;
     for name in names {
-        let f = functions.as_array().unwrap().iter().find(|f| f["name"] == name).expect(name);
+        let f = functions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .expect(name);
         assert_eq!(f["status"], "ready", "{f}");
         assert_eq!(f["hash"].as_str().unwrap().len(), 64);
     }
     let bindings = get_json(addr, "/api/bindings").await;
-    assert_eq!(bindings.as_array().unwrap().len(), 4, "3 bindings + 1 analytics stage");
+    assert_eq!(
+        bindings.as_array().unwrap().len(),
+        4,
+        "3 bindings + 1 analytics stage"
+    );
     let stores = get_json(addr, "/api/stores").await;
     assert_eq!(stores[0]["name"], "page-count");
     assert_eq!(stores[0]["serve"], "/analytics");
     assert_eq!(stores[0]["window_ms"], 5000);
 
     // The original app's publish endpoint, feeding the consumer binding.
-    let (status, body) = http(addr, "POST", "/api/topics/R1?key=k1", r#"{"name":"P1","user":"U1","date":"d","duration":5}"#).await;
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/api/topics/R1?key=k1",
+        r#"{"name":"P1","user":"U1","date":"d","duration":5}"#,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert!(json(&body)["offset"].as_i64().unwrap() >= 0);
-    eventually(LONG, "page-logger to consume the published record", async || {
-        (binding(&app, "page-logger").records_in == 1).then_some(())
-    })
+    eventually(
+        LONG,
+        "page-logger to consume the published record",
+        async || (binding(&app, "page-logger").records_in == 1).then_some(()),
+    )
     .await;
     let (status, body) = http(addr, "POST", "/api/topics/bad%20topic", "x").await;
     assert_eq!(status, 400, "{body}");
@@ -224,10 +316,21 @@ async fn http_api_and_sse_with_a_real_client() {
     let counted = eventually(LONG, "page counts on /analytics", async || {
         let e = sse(addr, "/analytics", 1, LONG).await;
         let v = json(&e[0]);
-        v.as_object().unwrap().values().any(|n| n.as_u64().unwrap_or(0) > 0).then_some(v)
+        v.as_object()
+            .unwrap()
+            .values()
+            .any(|n| n.as_u64().unwrap_or(0) > 0)
+            .then_some(v)
     })
     .await;
-    assert!(counted.as_object().unwrap().keys().all(|k| k == "P1" || k == "P2"), "{counted}");
+    assert!(
+        counted
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| k == "P1" || k == "P2"),
+        "{counted}"
+    );
 
     // Runtime events: history first.
     let feed = sse(addr, "/api/events", 1, LONG).await;
@@ -238,7 +341,12 @@ async fn http_api_and_sse_with_a_real_client() {
     assert!(body.contains("kfn"), "dashboard page");
     let (status, body) = http(addr, "GET", "/api/stores/nope", "").await;
     assert_eq!(status, 404);
-    assert!(json(&body)["error"].as_str().unwrap().contains("page-count"));
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("page-count")
+    );
     app.shutdown().await;
 }
 
@@ -285,7 +393,11 @@ bindings:
     }
     assert_eq!(all.len() + 50, 600, "every record out exactly once");
     assert!(seen.values().all(|&n| n == 1), "no duplicates");
-    assert_eq!(versions, ["probe-v1", "probe-v2"], "one clean switch, in order");
+    assert_eq!(
+        versions,
+        ["probe-v1", "probe-v2"],
+        "one clean switch, in order"
+    );
     let b = binding(&app, "swap");
     assert_eq!((b.records_in, b.records_out), (600, 600));
 
@@ -293,13 +405,35 @@ bindings:
     std::fs::write(dir.path().join("functions/fn.wasm"), b"not wasm at all").unwrap();
     let f = eventually(LONG, "the bad file to be reported", async || {
         let fs = get_json(app.http_addr, "/api/functions").await;
-        let f = fs.as_array().unwrap().iter().find(|f| f["name"] == "fn").cloned().unwrap();
+        let f = fs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "fn")
+            .cloned()
+            .unwrap();
         (f["status"] == "error").then_some(f)
     })
     .await;
-    assert!(f["last_error"].as_str().unwrap().contains("not a WebAssembly file"), "{f}");
-    produce(&producer(&app.bootstrap), "S", Some("k"), "after-garbage", None).await;
-    assert_eq!(read_n(&out, 1, LONG).await[0].value, "probe-v2:after-garbage");
+    assert!(
+        f["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly file"),
+        "{f}"
+    );
+    produce(
+        &producer(&app.bootstrap),
+        "S",
+        Some("k"),
+        "after-garbage",
+        None,
+    )
+    .await;
+    assert_eq!(
+        read_n(&out, 1, LONG).await[0].value,
+        "probe-v2:after-garbage"
+    );
 
     // Deleting the function pauses the binding on its next record; restoring resumes it.
     std::fs::remove_file(dir.path().join("functions/fn.wasm")).unwrap();
@@ -307,7 +441,14 @@ bindings:
         (app.registry.slot("fn").current().is_none()).then_some(())
     })
     .await;
-    produce(&producer(&app.bootstrap), "S", Some("k"), "while-gone", None).await;
+    produce(
+        &producer(&app.bootstrap),
+        "S",
+        Some("k"),
+        "while-gone",
+        None,
+    )
+    .await;
     let paused = eventually(LONG, "the binding to pause", async || {
         let b = binding(&app, "swap");
         (b.status == kfn::observe::BindingState::Paused).then_some(b)
@@ -316,17 +457,52 @@ bindings:
     assert!(paused.status_reason.unwrap().contains("not loaded"));
     replace(dir.path(), "fn", &common::guest("probe"));
     assert_eq!(read_n(&out, 1, LONG).await[0].value, "probe-v1:while-gone");
-    assert_eq!(binding(&app, "swap").status, kfn::observe::BindingState::Running);
+    assert_eq!(
+        binding(&app, "swap").status,
+        kfn::observe::BindingState::Running
+    );
     app.shutdown().await;
 }
 
 #[test]
 fn validate_prints_every_mistake_with_its_line() {
-    let fixture = common::repo_root().join("runtime/tests/fixtures/config/invalid/three-mistakes.yaml");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kfn")).arg("validate").arg(&fixture).output().unwrap();
+    let fixture =
+        common::repo_root().join("runtime/tests/fixtures/config/invalid/three-mistakes.yaml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kfn"))
+        .arg("validate")
+        .arg(&fixture)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for needle in [":5:", ":11:", ":12:", "unknown key 'colour'", "invalid duration '5x'", "'page-taggr' not found", "3 errors"] {
+    for needle in [
+        ":5:",
+        ":11:",
+        ":12:",
+        "unknown key 'colour'",
+        "invalid duration '5x'",
+        "'page-taggr' not found",
+        "3 errors",
+    ] {
         assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_config_is_revalidated_and_reported() {
+    let yaml = "kafka: { brokers: embedded }\nbindings:\n  probe: { function: probe, in: F, out: G }\n";
+    let (app, dir) = start(yaml, &[("probe", common::guest("probe"))]).await;
+    let (_, mut live) = app.events.subscribe();
+    std::fs::write(dir.path().join("kfn.yaml"), format!("{yaml}  oops: {{ function: nope, in: F }}\n")).unwrap();
+    let event = eventually(LONG, "a config event", async || match live.try_recv() {
+        Ok(e) if e.kind == kfn::observe::EventKind::Config => Some(e),
+        _ => None,
+    })
+    .await;
+    assert!(event.message.contains("INVALID"), "{event:?}");
+    assert!(event.message.contains("kfn.yaml:4:"), "the error names its line: {event:?}");
+    assert!(event.message.contains("'nope' not found"), "{event:?}");
+    // The running app is unchanged.
+    assert_eq!(binding(&app, "probe").status, kfn::observe::BindingState::Running);
+    app.shutdown().await;
 }

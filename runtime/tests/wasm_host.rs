@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use kfn::observe::Events;
 use kfn::record::Record;
-use kfn::wasm::{CallError, FunctionStatus, GuestIdentity, Limits, Registry, WasmEngine, World, Worker};
+use kfn::wasm::{
+    CallError, FunctionStatus, GuestIdentity, Limits, Registry, WasmEngine, Worker, World,
+};
 
 fn registry() -> (Arc<Registry>, tempfile::TempDir) {
     let cache = tempfile::tempdir().unwrap();
@@ -59,20 +61,41 @@ fn calls_a_function_and_its_host_imports() {
     assert_eq!(out.len(), 1);
     assert_eq!(text(&out[0].value), "probe-v1:hello");
     assert_eq!(out[0].key.as_deref(), Some(&b"k"[..]));
-    assert!(out[0].headers.contains(&("probe-version".into(), b"1".to_vec())));
+    assert!(
+        out[0]
+            .headers
+            .contains(&("probe-version".into(), b"1".to_vec()))
+    );
 
     let fan = w.process(&record("fanout:3")).unwrap();
-    assert_eq!(fan.iter().map(|o| text(&o.value)).collect::<Vec<_>>(), ["0", "1", "2"]);
+    assert_eq!(
+        fan.iter().map(|o| text(&o.value)).collect::<Vec<_>>(),
+        ["0", "1", "2"]
+    );
 
     let routed = w.process(&record("route:elsewhere")).unwrap();
     assert_eq!(routed[0].topic.as_deref(), Some("elsewhere"));
 
-    assert_eq!(text(&w.process(&record("config:tag")).unwrap()[0].value), "blue");
-    assert_eq!(text(&w.process(&record("config:nope")).unwrap()[0].value), "<unset>");
-    assert_eq!(text(&w.process(&record("log:hi from the guest")).unwrap()[0].value), "logged");
+    assert_eq!(
+        text(&w.process(&record("config:tag")).unwrap()[0].value),
+        "blue"
+    );
+    assert_eq!(
+        text(&w.process(&record("config:nope")).unwrap()[0].value),
+        "<unset>"
+    );
+    assert_eq!(
+        text(&w.process(&record("log:hi from the guest")).unwrap()[0].value),
+        "logged"
+    );
 
-    let now: i64 = text(&w.process(&record("now")).unwrap()[0].value).parse().unwrap();
-    assert!((now - kfn::record::now_ms()).abs() < 5_000, "guest clock {now} is not now");
+    let now: i64 = text(&w.process(&record("now")).unwrap()[0].value)
+        .parse()
+        .unwrap();
+    assert!(
+        (now - kfn::record::now_ms()).abs() < 5_000,
+        "guest clock {now} is not now"
+    );
 }
 
 #[test]
@@ -82,7 +105,10 @@ fn a_guest_error_fails_the_record_and_keeps_the_instance() {
     let mut w = worker(&reg, "probe", World::Function, Limits::default());
     w.process(&record("count")).unwrap();
     let err = w.process(&record("error")).unwrap_err();
-    assert!(matches!(&err, CallError::Guest { message } if message.contains("asked to fail")), "{err}");
+    assert!(
+        matches!(&err, CallError::Guest { message } if message.contains("asked to fail")),
+        "{err}"
+    );
     assert!(err.is_record_failure());
     // Same instance: the counter went on (it counts every call).
     assert_eq!(text(&w.process(&record("count")).unwrap()[0].value), "3");
@@ -116,9 +142,18 @@ fn an_endless_loop_is_stopped_at_the_cpu_time_limit() {
     let started = Instant::now();
     let err = w.process(&record("loop")).unwrap_err();
     let took = started.elapsed();
-    assert!(matches!(&err, CallError::Trap { message } if message.contains("CPU-time limit")), "{err}");
-    assert!(took >= Duration::from_millis(190) && took < Duration::from_secs(3), "interrupted after {took:?}");
-    assert_eq!(text(&w.process(&record("ok")).unwrap()[0].value), "probe-v1:ok");
+    assert!(
+        matches!(&err, CallError::Trap { message } if message.contains("CPU-time limit")),
+        "{err}"
+    );
+    assert!(
+        took >= Duration::from_millis(190) && took < Duration::from_secs(3),
+        "interrupted after {took:?}"
+    );
+    assert_eq!(
+        text(&w.process(&record("ok")).unwrap()[0].value),
+        "probe-v1:ok"
+    );
 }
 
 #[test]
@@ -131,18 +166,29 @@ fn memory_beyond_the_limit_traps_with_a_clear_message() {
     };
     let mut w = worker(&reg, "probe", World::Function, limits);
     let err = w.process(&record("oom")).unwrap_err();
-    assert!(matches!(&err, CallError::Trap { message } if message.contains("memory limit of 16 MiB")), "{err}");
-    assert_eq!(text(&w.process(&record("ok")).unwrap()[0].value), "probe-v1:ok");
+    assert!(
+        matches!(&err, CallError::Trap { message } if message.contains("memory limit of 16 MiB")),
+        "{err}"
+    );
+    assert_eq!(
+        text(&w.process(&record("ok")).unwrap()[0].value),
+        "probe-v1:ok"
+    );
 }
 
 #[test]
 fn consumers_and_suppliers_run_in_their_worlds() {
     let (reg, _cache) = registry();
-    reg.load_blocking("probe-consumer", &common::guest("probe-consumer")).unwrap();
-    reg.load_blocking("probe-supplier", &common::guest("probe-supplier")).unwrap();
+    reg.load_blocking("probe-consumer", &common::guest("probe-consumer"))
+        .unwrap();
+    reg.load_blocking("probe-supplier", &common::guest("probe-supplier"))
+        .unwrap();
     let mut c = worker(&reg, "probe-consumer", World::Consumer, Limits::default());
     c.consume(&record("fine")).unwrap();
-    assert!(matches!(c.consume(&record("error")), Err(CallError::Guest { .. })));
+    assert!(matches!(
+        c.consume(&record("error")),
+        Err(CallError::Guest { .. })
+    ));
 
     let mut s = worker(&reg, "probe-supplier", World::Supplier, Limits::default());
     assert_eq!(text(&s.supply().unwrap()[0].value), "tick:1");
@@ -151,7 +197,17 @@ fn consumers_and_suppliers_run_in_their_worlds() {
     // A binding that needs a function cannot run a consumer: it says so, not a record error.
     let mut wrong = worker(&reg, "probe-consumer", World::Function, Limits::default());
     let err = wrong.process(&record("x")).unwrap_err();
-    assert!(matches!(err, CallError::WrongWorld { expected: World::Function, actual: World::Consumer, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CallError::WrongWorld {
+                expected: World::Function,
+                actual: World::Consumer,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(!err.is_record_failure());
 }
 
@@ -165,7 +221,10 @@ fn bad_files_are_rejected_and_the_running_version_stays() {
 
     for (bytes, expect) in [
         (b"this is not wasm".to_vec(), "not a WebAssembly file"),
-        (b"\0asm\x01\0\0\0".to_vec(), "core WebAssembly module, not a component"),
+        (
+            b"\0asm\x01\0\0\0".to_vec(),
+            "core WebAssembly module, not a component",
+        ),
         (b"\0asm\x0d\0\x01\0garbage".to_vec(), "does not compile"),
     ] {
         std::fs::write(&path, &bytes).unwrap();
@@ -173,11 +232,23 @@ fn bad_files_are_rejected_and_the_running_version_stays() {
         assert!(err.contains(expect), "{err}");
         let info = reg.slot("f").info();
         assert_eq!(info.status, FunctionStatus::Error);
-        assert!(info.last_error.as_deref().unwrap().contains("still running version"), "{info:?}");
-        assert_eq!(reg.slot("f").current().unwrap().generation, first.generation);
+        assert!(
+            info.last_error
+                .as_deref()
+                .unwrap()
+                .contains("still running version"),
+            "{info:?}"
+        );
+        assert_eq!(
+            reg.slot("f").current().unwrap().generation,
+            first.generation
+        );
     }
     let mut w = worker(&reg, "f", World::Function, Limits::default());
-    assert_eq!(text(&w.process(&record("x")).unwrap()[0].value), "probe-v1:x");
+    assert_eq!(
+        text(&w.process(&record("x")).unwrap()[0].value),
+        "probe-v1:x"
+    );
 
     // Removing the function pauses callers (not a record failure).
     reg.remove("f", "deleted");
@@ -190,9 +261,15 @@ fn the_compile_cache_makes_a_restart_cheap() {
     let cache = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(common::guest("probe")).unwrap();
     let path = common::guest("probe");
-    let cold = WasmEngine::new(Some(cache.path().to_path_buf())).unwrap().compile(&path, &bytes).unwrap();
+    let cold = WasmEngine::new(Some(cache.path().to_path_buf()))
+        .unwrap()
+        .compile(&path, &bytes)
+        .unwrap();
     assert!(!cold.from_cache);
-    let warm = WasmEngine::new(Some(cache.path().to_path_buf())).unwrap().compile(&path, &bytes).unwrap();
+    let warm = WasmEngine::new(Some(cache.path().to_path_buf()))
+        .unwrap()
+        .compile(&path, &bytes)
+        .unwrap();
     assert!(warm.from_cache, "second engine did not use the cache");
     assert_eq!(cold.hash, warm.hash);
     assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
@@ -212,11 +289,17 @@ fn hot_swap_under_load_loses_and_duplicates_nothing() {
         std::thread::spawn(move || {
             let (mut calls, mut seen) = (0u64, BTreeMap::<String, u64>::new());
             while !stop.load(Ordering::Relaxed) || calls < 1_000 {
-                let out = w.process(&record(&calls.to_string())).expect("no call may fail across swaps");
+                let out = w
+                    .process(&record(&calls.to_string()))
+                    .expect("no call may fail across swaps");
                 assert_eq!(out.len(), 1, "exactly one output per call");
                 let value = text(&out[0].value).to_string();
                 let (version, echoed) = value.split_once(':').unwrap();
-                assert_eq!(echoed, calls.to_string(), "each call answers its own record");
+                assert_eq!(
+                    echoed,
+                    calls.to_string(),
+                    "each call answers its own record"
+                );
                 *seen.entry(version.to_string()).or_default() += 1;
                 calls += 1;
             }
@@ -234,6 +317,12 @@ fn hot_swap_under_load_loses_and_duplicates_nothing() {
     let (calls, seen, instantiations) = caller.join().unwrap();
 
     assert_eq!(seen.values().sum::<u64>(), calls, "every call counted once");
-    assert!(seen.contains_key("probe-v1") && seen.contains_key("probe-v2"), "{seen:?}");
-    assert!(instantiations >= 2 && instantiations <= swaps + 1, "{instantiations} instantiations for {swaps} swaps");
+    assert!(
+        seen.contains_key("probe-v1") && seen.contains_key("probe-v2"),
+        "{seen:?}"
+    );
+    assert!(
+        instantiations >= 2 && instantiations <= swaps + 1,
+        "{instantiations} instantiations for {swaps} swaps"
+    );
 }

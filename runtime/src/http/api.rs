@@ -24,7 +24,11 @@ pub struct ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
     }
 }
 
@@ -39,7 +43,11 @@ pub async fn health(State(s): State<Arc<HttpState>>) -> Response {
         "broker": if down { "down" } else { "up" },
         "detail": s.health.detail(),
     });
-    let status = if down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let status = if down {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
     (status, Json(body)).into_response()
 }
 
@@ -118,7 +126,9 @@ pub async fn publish(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let valid = !topic.is_empty()
         && topic.len() <= 249
-        && topic.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if !valid {
         return Err(ApiError {
             status: StatusCode::BAD_REQUEST,
@@ -131,7 +141,11 @@ pub async fn publish(
         value: body.to_vec(),
         headers: Vec::new(),
     };
-    let sent = tokio::time::timeout(std::time::Duration::from_secs(10), s.sink.send(&topic, &out)).await;
+    let sent = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        s.sink.send(&topic, &out),
+    )
+    .await;
     match sent {
         Ok(Ok((partition, offset))) => Ok(Json(serde_json::json!({
             "topic": topic, "partition": partition, "offset": offset

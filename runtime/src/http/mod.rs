@@ -59,7 +59,10 @@ impl Health {
     }
 
     fn detail(&self) -> Option<String> {
-        self.detail.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.detail
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

@@ -18,7 +18,9 @@ fn json_event<T: serde::Serialize>(value: &T) -> Result<Event, Infallible> {
 
 /// Runtime events: the recent history, then live ones. A client too slow to keep up
 /// is told how many it missed and carries on.
-pub async fn events(State(s): State<Arc<HttpState>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn events(
+    State(s): State<Arc<HttpState>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (history, rx) = s.events.subscribe();
     let live = BroadcastStream::new(rx).map(|item| match item {
         Ok(event) => json_event(&event),

@@ -56,7 +56,10 @@ impl KafkaSettings {
     pub fn producer(&self) -> ClientConfig {
         let mut c = self.base();
         c.set("linger.ms", "5")
-            .set("enable.idempotence", if self.embedded { "false" } else { "true" })
+            .set(
+                "enable.idempotence",
+                if self.embedded { "false" } else { "true" },
+            )
             .set("acks", "all")
             .set("message.timeout.ms", "30000");
         self.with_user(c)

@@ -106,13 +106,24 @@ fn is_permanent(e: &KafkaError) -> bool {
     use rdkafka::types::RDKafkaErrorCode as C;
     matches!(
         e.rdkafka_error_code(),
-        Some(C::MessageSizeTooLarge | C::InvalidTopic | C::TopicAuthorizationFailed | C::InvalidMessage)
+        Some(
+            C::MessageSizeTooLarge
+                | C::InvalidTopic
+                | C::TopicAuthorizationFailed
+                | C::InvalidMessage
+        )
     )
 }
 
 /// The dead-letter record for `record`: its key, value and headers, plus headers
 /// saying where it came from and why it failed.
-pub fn dead_letter(record: &Record, binding: &str, function: Option<&str>, error: &str, attempts: u32) -> Output {
+pub fn dead_letter(
+    record: &Record,
+    binding: &str,
+    function: Option<&str>,
+    error: &str,
+    attempts: u32,
+) -> Output {
     let mut headers = record.headers.clone();
     let mut add = |k: &str, v: String| headers.push((k.to_string(), v.into_bytes()));
     add("kfn-error", error.to_string());

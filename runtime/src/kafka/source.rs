@@ -38,11 +38,19 @@ impl Source {
                 .headers()
                 .map(|hs| {
                     hs.iter()
-                        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default()))
+                        .map(|h| {
+                            (
+                                h.key.to_string(),
+                                h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),
-            timestamp_ms: m.timestamp().to_millis().unwrap_or_else(crate::record::now_ms),
+            timestamp_ms: m
+                .timestamp()
+                .to_millis()
+                .unwrap_or_else(crate::record::now_ms),
             topic: m.topic().to_string(),
             partition: m.partition(),
             offset: m.offset(),
@@ -62,7 +70,8 @@ impl Source {
     /// Commits the stored offsets now (on shutdown).
     pub fn commit(&self) {
         match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Ok(())
+            | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => tracing::warn!(topic = %self.topic, error = %e, "final offset commit failed"),
         }
     }

@@ -61,7 +61,9 @@ impl AnalyticsStep {
             },
             KeySelector::Pointer(p) => match parsed.as_ref().and_then(|v| v.pointer(p)) {
                 Some(serde_json::Value::String(s)) => s.clone(),
-                Some(serde_json::Value::Null) | None => return Err(format!("key {p} not found in the value")),
+                Some(serde_json::Value::Null) | None => {
+                    return Err(format!("key {p} not found in the value"));
+                }
                 Some(other) => other.to_string(),
             },
         };

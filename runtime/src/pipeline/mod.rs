@@ -30,8 +30,8 @@ use crate::kafka::{Sink, Source, dead_letter};
 use crate::observe::{BindingState, BindingStats, EventKind, Events};
 use crate::record::{Output, Record};
 
-pub use analytics::{AnalyticsStep, KeySelector, ValueSelector};
 pub use analytics::run_closer;
+pub use analytics::{AnalyticsStep, KeySelector, ValueSelector};
 pub use dedicated::Dedicated;
 pub use supplier::{Supplier, run_supplier};
 pub use wasm_step::{ConsumerStep, FunctionStep};
@@ -81,7 +81,10 @@ pub async fn run_records<S: Step + 'static>(b: Binding, step: S) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(binding = %b.name, error = %e, "cannot start the binding's worker thread");
-            b.stats.set_state(BindingState::Stopped, Some(format!("no worker thread: {e}")));
+            b.stats.set_state(
+                BindingState::Stopped,
+                Some(format!("no worker thread: {e}")),
+            );
             return;
         }
     };
@@ -170,12 +173,17 @@ pub async fn run_records<S: Step + 'static>(b: Binding, step: S) {
                     b.events.emit(
                         kind,
                         &b.name,
-                        format!("{}[{}]@{}: {error} → {}", record.topic, record.partition, record.offset, b.dlq),
+                        format!(
+                            "{}[{}]@{}: {error} → {}",
+                            record.topic, record.partition, record.offset, b.dlq
+                        ),
                     );
                     in_flight.push_back(emit_dead_letter(&b, record, error));
                 }
                 Outcome::Pause { reason } => {
-                    if b.stats.set_state(BindingState::Paused, Some(reason.clone())) {
+                    if b.stats
+                        .set_state(BindingState::Paused, Some(reason.clone()))
+                    {
                         tracing::warn!(binding = %b.name, "binding paused: {reason}");
                         b.events.emit(EventKind::BindingPaused, &b.name, reason);
                     }

@@ -48,7 +48,12 @@ pub async fn run_supplier(s: Supplier) {
                 }
                 s.stats.add_in(1);
                 for out in outputs {
-                    let (sink, stats, topic, name) = (s.sink.clone(), s.stats.clone(), s.out.clone(), s.name.clone());
+                    let (sink, stats, topic, name) = (
+                        s.sink.clone(),
+                        s.stats.clone(),
+                        s.out.clone(),
+                        s.name.clone(),
+                    );
                     sends.spawn(async move {
                         match sink.send(&topic, &out).await {
                             Ok(_) => stats.add_out(1),
@@ -64,11 +69,17 @@ pub async fn run_supplier(s: Supplier) {
                 s.stats.add_in(1);
                 s.stats.add_error();
                 tracing::warn!(binding = %s.name, function = %s.function, "supply failed: {e}");
-                s.events.emit(EventKind::RecordFailed, &s.name, format!("supply failed: {e}"));
+                s.events.emit(
+                    EventKind::RecordFailed,
+                    &s.name,
+                    format!("supply failed: {e}"),
+                );
             }
             Err(e) => {
                 let reason = e.to_string();
-                if s.stats.set_state(BindingState::Paused, Some(reason.clone())) {
+                if s.stats
+                    .set_state(BindingState::Paused, Some(reason.clone()))
+                {
                     tracing::warn!(binding = %s.name, "binding paused: {reason}");
                     s.events.emit(EventKind::BindingPaused, &s.name, reason);
                 }

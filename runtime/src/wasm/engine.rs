@@ -132,15 +132,17 @@ impl WasmEngine {
                     }
                 }
             }
-            cached => (self.compile_and_cache(&file, bytes, cached.as_deref())?, false),
+            cached => (
+                self.compile_and_cache(&file, bytes, cached.as_deref())?,
+                false,
+            ),
         };
 
-        let world = World::of(&self.engine, &component).map_err(|exports| {
-            LoadError::UnknownWorld {
+        let world =
+            World::of(&self.engine, &component).map_err(|exports| LoadError::UnknownWorld {
                 file: file.clone(),
                 exports,
-            }
-        })?;
+            })?;
 
         Ok(Compiled {
             component,

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use wasmtime::component::{HasData, ResourceTable};
 use wasmtime::ResourceLimiter;
+use wasmtime::component::{HasData, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{Level, host};
@@ -40,7 +40,11 @@ impl HostState {
         Self {
             // No preopens, no env, no args, no sockets: WASI here is only clocks,
             // random and (discarded) stdio that language runtimes expect to exist.
-            wasi: WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build(),
+            wasi: WasiCtx::builder()
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .build(),
             table: ResourceTable::new(),
             limits,
             identity,
@@ -83,7 +87,6 @@ impl host::Host for HostState {
         crate::record::now_ms()
     }
 }
-
 
 /// Caps the linear memory of a store and remembers whether a guest hit the cap, so a
 /// trap that follows (Rust guests abort on allocation failure) can be reported as

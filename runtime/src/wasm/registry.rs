@@ -205,15 +205,18 @@ impl Registry {
                 info.last_error = Some(message.clone());
                 drop(info);
                 tracing::error!(function = name, "function rejected: {message}");
-                self.events
-                    .emit(EventKind::FunctionRejected, name, message);
+                self.events.emit(EventKind::FunctionRejected, name, message);
                 Err(err)
             }
         }
     }
 
     /// [`Registry::load_blocking`] on the blocking thread pool.
-    pub async fn load(self: &Arc<Self>, name: &str, path: &Path) -> Result<Arc<Prepared>, LoadError> {
+    pub async fn load(
+        self: &Arc<Self>,
+        name: &str,
+        path: &Path,
+    ) -> Result<Arc<Prepared>, LoadError> {
         let this = self.clone();
         let (name, path) = (name.to_string(), path.to_path_buf());
         tokio::task::spawn_blocking(move || this.load_blocking(&name, &path))

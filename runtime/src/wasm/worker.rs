@@ -11,11 +11,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use wasmtime::{Store, Trap};
 
+use super::World;
 use super::bindings::{self, consumer::Consumer, function::Function, supplier::Supplier};
 use super::engine::{EPOCH_TICK, WasmEngine};
 use super::host::{GuestIdentity, HostState};
 use super::registry::{Pre, Prepared, Slot};
-use super::World;
 use crate::record::{Output, Record};
 
 /// Per-function resource limits.
@@ -241,9 +241,15 @@ impl Worker {
             message: format!("{e:#}"),
         };
         let instance = match &current.pre {
-            Pre::Function(pre) => Instance::Function(pre.instantiate(&mut store).map_err(instantiate_err)?),
-            Pre::Consumer(pre) => Instance::Consumer(pre.instantiate(&mut store).map_err(instantiate_err)?),
-            Pre::Supplier(pre) => Instance::Supplier(pre.instantiate(&mut store).map_err(instantiate_err)?),
+            Pre::Function(pre) => {
+                Instance::Function(pre.instantiate(&mut store).map_err(instantiate_err)?)
+            }
+            Pre::Consumer(pre) => {
+                Instance::Consumer(pre.instantiate(&mut store).map_err(instantiate_err)?)
+            }
+            Pre::Supplier(pre) => {
+                Instance::Supplier(pre.instantiate(&mut store).map_err(instantiate_err)?)
+            }
         };
         self.instantiations += 1;
         self.active = Some(Active {
@@ -263,7 +269,11 @@ impl Worker {
 
 /// Sets the CPU-time deadline for the next call.
 fn arm(store: &mut Store<HostState>, limits: Limits) {
-    let ticks = limits.cpu_time.as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1);
+    let ticks = limits
+        .cpu_time
+        .as_nanos()
+        .div_ceil(EPOCH_TICK.as_nanos())
+        .max(1);
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
 }
 
@@ -279,7 +289,11 @@ fn describe_trap(err: &wasmtime::Error, store: &Store<HostState>, limits: Limits
         _ => {
             // The root cause first, then wasmtime's backtrace context, on one line.
             let text = format!("{err:#}");
-            text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ")
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" | ")
         }
     }
 }

@@ -43,7 +43,8 @@ impl Acc {
     /// The aggregate as JSON: counts stay integers (`{"P1": 3}`), the rest are numbers.
     pub fn value(&self, kind: AggregateKind) -> serde_json::Value {
         let n = |f: f64| {
-            serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)
+            serde_json::Number::from_f64(f)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number)
         };
         match kind {
             AggregateKind::Count => self.count.into(),
@@ -71,6 +72,9 @@ mod tests {
         assert_eq!(a.value(AggregateKind::Min), serde_json::json!(1.0));
         assert_eq!(a.value(AggregateKind::Max), serde_json::json!(8.0));
         assert_eq!(a.value(AggregateKind::Avg), serde_json::json!(4.0));
-        assert_eq!(Acc::default().value(AggregateKind::Avg), serde_json::Value::Null);
+        assert_eq!(
+            Acc::default().value(AggregateKind::Avg),
+            serde_json::Value::Null
+        );
     }
 }

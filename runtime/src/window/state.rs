@@ -94,14 +94,19 @@ impl WindowState {
         let watermark = self.watermark(now).unwrap_or(i64::MIN);
         let start = self.spec.start_of(ts);
         let end = start + self.spec.size_ms;
-        if end + self.spec.grace_ms <= watermark || self.closed.contains_key(&(start, key.to_string())) {
+        if end + self.spec.grace_ms <= watermark
+            || self.closed.contains_key(&(start, key.to_string()))
+        {
             return Err(Late {
                 window_start: start,
                 window_end: end,
                 watermark,
             });
         }
-        self.open.entry((start, key.to_string())).or_default().add(value);
+        self.open
+            .entry((start, key.to_string()))
+            .or_default()
+            .add(value);
         Ok(())
     }
 
@@ -146,7 +151,9 @@ impl WindowState {
                 map.range(lo.clone()..)
                     .take_while(move |((start, _), _)| *start < to)
                     .filter(move |((start, _), _)| start + size > from)
-                    .map(move |((start, key), acc)| (key.clone(), *start, start + size, *acc, closed))
+                    .map(move |((start, key), acc)| {
+                        (key.clone(), *start, start + size, *acc, closed)
+                    })
             })
             .collect();
         rows.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
@@ -207,7 +214,10 @@ mod tests {
         // A record in the next window moves stream time to the first window's end.
         w.add(5_000, "P1", 1.0, now).unwrap();
         let closed = w.close_due(now);
-        let got: Vec<_> = closed.iter().map(|c| (c.key.as_str(), c.start, c.acc.count)).collect();
+        let got: Vec<_> = closed
+            .iter()
+            .map(|c| (c.key.as_str(), c.start, c.acc.count))
+            .collect();
         assert_eq!(got, [("P1", 0, 2), ("P2", 0, 1)]);
         // A record for the closed window is late, not silently counted or dropped.
         let late = w.add(4_000, "P1", 1.0, now).unwrap_err();
@@ -219,11 +229,17 @@ mod tests {
         let mut w = WindowState::new(spec());
         w.add(1_000, "P1", 1.0, Instant::now()).unwrap();
         tokio::time::advance(Duration::from_millis(3_999)).await;
-        assert!(w.close_due(Instant::now()).is_empty(), "window end not reached yet");
+        assert!(
+            w.close_due(Instant::now()).is_empty(),
+            "window end not reached yet"
+        );
         tokio::time::advance(Duration::from_millis(1)).await;
         let closed = w.close_due(Instant::now());
         assert_eq!(closed.len(), 1);
-        assert_eq!((closed[0].start, closed[0].end, closed[0].acc.count), (0, 5_000, 1));
+        assert_eq!(
+            (closed[0].start, closed[0].end, closed[0].acc.count),
+            (0, 5_000, 1)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -252,7 +268,10 @@ mod tests {
         w.add(6_500, "P2", 1.0, now).unwrap();
         let cur = w.current(now);
         assert_eq!(cur["P2"].count, 2);
-        assert_eq!(cur["P1"].count, 0, "seen in the previous window, shown as zero");
+        assert_eq!(
+            cur["P1"].count, 0,
+            "seen in the previous window, shown as zero"
+        );
         let rows = w.windows(0, 10_000);
         assert_eq!(rows.len(), 2);
         assert_eq!(w.windows(5_000, 10_000).len(), 1);

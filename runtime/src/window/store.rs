@@ -30,7 +30,12 @@ pub struct WindowStore {
 }
 
 impl WindowStore {
-    pub fn new(name: &str, spec: WindowSpec, aggregate: AggregateKind, serve: Option<String>) -> Self {
+    pub fn new(
+        name: &str,
+        spec: WindowSpec,
+        aggregate: AggregateKind,
+        serve: Option<String>,
+    ) -> Self {
         Self {
             name: name.to_string(),
             aggregate,
@@ -56,7 +61,9 @@ impl WindowStore {
     }
 
     pub fn query(&self, from: Option<i64>, to: Option<i64>) -> Vec<WindowRow> {
-        let rows = self.lock().windows(from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX));
+        let rows = self
+            .lock()
+            .windows(from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX));
         rows.into_iter()
             .map(|(key, start, end, acc, closed)| WindowRow {
                 key,

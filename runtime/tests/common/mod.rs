@@ -21,7 +21,11 @@ pub fn repo_root() -> PathBuf {
 
 /// A built test guest (`runtime/tests/guests/NAME.wasm`).
 pub fn guest(name: &str) -> PathBuf {
-    built(&repo_root().join("runtime/tests/guests"), name, "cargo kfn build --dir runtime/tests/guests")
+    built(
+        &repo_root().join("runtime/tests/guests"),
+        name,
+        "cargo kfn build --dir runtime/tests/guests",
+    )
 }
 
 /// A built example function (`functions/NAME.wasm`).
@@ -40,13 +44,20 @@ fn built(dir: &Path, name: &str, command: &str) -> PathBuf {
 }
 
 /// Polls `check` until it returns `Some`, or panics after `limit` saying `what`.
-pub async fn eventually<T>(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+pub async fn eventually<T>(
+    limit: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -63,7 +74,10 @@ pub struct Read {
 
 impl Read {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -75,7 +89,13 @@ pub fn producer(bootstrap: &str) -> FutureProducer {
         .expect("test producer")
 }
 
-pub async fn produce(p: &FutureProducer, topic: &str, key: Option<&str>, value: &str, timestamp: Option<i64>) {
+pub async fn produce(
+    p: &FutureProducer,
+    topic: &str,
+    key: Option<&str>,
+    value: &str,
+    timestamp: Option<i64>,
+) {
     let mut r = FutureRecord::to(topic).payload(value);
     if let Some(k) = key {
         r = r.key(k);
@@ -83,7 +103,10 @@ pub async fn produce(p: &FutureProducer, topic: &str, key: Option<&str>, value: 
     if let Some(ts) = timestamp {
         r = r.timestamp(ts);
     }
-    p.send(r, Timeout::After(Duration::from_secs(10))).await.map_err(|(e, _)| e).expect("produce");
+    p.send(r, Timeout::After(Duration::from_secs(10)))
+        .await
+        .map_err(|(e, _)| e)
+        .expect("produce");
 }
 
 /// A reader of `topic` from the beginning, in its own consumer group.
@@ -115,7 +138,10 @@ pub async fn read_n(c: &StreamConsumer, n: usize, limit: Duration) -> Vec<Read> 
         let left = deadline.saturating_duration_since(Instant::now());
         let m = match tokio::time::timeout(left, c.recv()).await {
             Ok(m) => m.expect("consume"),
-            Err(_) => panic!("timed out after {limit:?}: read {} of {n} records", out.len()),
+            Err(_) => panic!(
+                "timed out after {limit:?}: read {} of {n} records",
+                out.len()
+            ),
         };
         out.push(to_read(&m));
     }
@@ -139,7 +165,12 @@ fn to_read(m: &rdkafka::message::BorrowedMessage<'_>) -> Read {
             .headers()
             .map(|hs| {
                 hs.iter()
-                    .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -149,7 +180,12 @@ fn to_read(m: &rdkafka::message::BorrowedMessage<'_>) -> Read {
 }
 
 /// A plain HTTP/1.1 request over a real socket: (status, body).
-pub async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+pub async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
@@ -159,9 +195,16 @@ pub async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &s
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await.expect("read");
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(rest)
     } else {
         rest.to_string()
@@ -192,9 +235,12 @@ pub async fn get_json(addr: std::net::SocketAddr, path: &str) -> serde_json::Val
 pub async fn sse(addr: std::net::SocketAddr, path: &str, n: usize, limit: Duration) -> Vec<String> {
     let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (r, mut w) = s.into_split();
-    w.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
+    w.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .expect("write");
     let mut lines = BufReader::new(r).lines();
     let mut out = Vec::new();
     let deadline = Instant::now() + limit;

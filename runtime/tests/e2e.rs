@@ -490,19 +490,30 @@ fn validate_prints_every_mistake_with_its_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_config_is_revalidated_and_reported() {
-    let yaml = "kafka: { brokers: embedded }\nbindings:\n  probe: { function: probe, in: F, out: G }\n";
+    let yaml =
+        "kafka: { brokers: embedded }\nbindings:\n  probe: { function: probe, in: F, out: G }\n";
     let (app, dir) = start(yaml, &[("probe", common::guest("probe"))]).await;
     let (_, mut live) = app.events.subscribe();
-    std::fs::write(dir.path().join("kfn.yaml"), format!("{yaml}  oops: {{ function: nope, in: F }}\n")).unwrap();
+    std::fs::write(
+        dir.path().join("kfn.yaml"),
+        format!("{yaml}  oops: {{ function: nope, in: F }}\n"),
+    )
+    .unwrap();
     let event = eventually(LONG, "a config event", async || match live.try_recv() {
         Ok(e) if e.kind == kfn::observe::EventKind::Config => Some(e),
         _ => None,
     })
     .await;
     assert!(event.message.contains("INVALID"), "{event:?}");
-    assert!(event.message.contains("kfn.yaml:4:"), "the error names its line: {event:?}");
+    assert!(
+        event.message.contains("kfn.yaml:4:"),
+        "the error names its line: {event:?}"
+    );
     assert!(event.message.contains("'nope' not found"), "{event:?}");
     // The running app is unchanged.
-    assert_eq!(binding(&app, "probe").status, kfn::observe::BindingState::Running);
+    assert_eq!(
+        binding(&app, "probe").status,
+        kfn::observe::BindingState::Running
+    );
     app.shutdown().await;
 }

@@ -2,15 +2,31 @@
 //! loads. A folder `functions/NAME/` builds to `functions/NAME.wasm`; it is rebuilt
 //! only when the `.wasm` is missing or older than any of its sources (or the WIT).
 //!
-//! Rust today (`cargo build --target wasm32-wasip2`); a folder in another language is
-//! reported as unsupported rather than skipped silently.
+//! Each language lives in its own module with the same three functions —
+//! `detect(folder)`, `check_toolchain(folder)` (an error names the exact install
+//! command) and `build(folder, name, wasm)` — and [`LANGUAGES`] lists them in
+//! detection order.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
-/// The wasm target Rust functions are built for.
-pub const WASM_TARGET: &str = "wasm32-wasip2";
+mod rust;
+
+pub use rust::WASM_TARGET;
+
+/// One supported source language.
+pub struct Language {
+    pub name: &'static str,
+    /// Whether `folder` holds a function in this language.
+    pub detect: fn(&Path) -> bool,
+    /// Checks (or installs) the toolchain; the error says exactly what to run.
+    pub check_toolchain: fn(&Path) -> Result<(), String>,
+    /// Builds `folder` into `wasm` (a component). Output goes to the terminal.
+    pub build: fn(folder: &Path, name: &str, wasm: &Path) -> Result<(), String>,
+}
+
+/// Every supported language, in detection order.
+pub const LANGUAGES: &[Language] = &[rust::LANGUAGE];
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -60,7 +76,7 @@ pub fn build_dir(
     folders.sort();
 
     let extra_newest = extra_inputs.iter().filter_map(|p| newest_mtime(p)).max();
-    let mut target_checked = false;
+    let mut checked: Vec<&str> = Vec::new();
     let mut results = Vec::new();
     for folder in folders {
         let name = folder
@@ -68,17 +84,19 @@ pub fn build_dir(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let wasm = dir.join(format!("{name}.wasm"));
-        if !folder.join("Cargo.toml").exists() {
+        let Some(lang) = LANGUAGES.iter().find(|l| (l.detect)(&folder)) else {
             if is_source_folder(&folder) {
+                let supported: Vec<_> = LANGUAGES.iter().map(|l| l.name).collect();
                 let error = format!(
-                    "{}: only Rust functions (a Cargo.toml) can be built by this version of kfn",
-                    folder.display()
+                    "{}: not a function folder kfn can build (supported: {})",
+                    folder.display(),
+                    supported.join(", ")
                 );
                 eprintln!("kfn build: {error}");
                 results.push((name, Built::Failed { error }));
             }
             continue;
-        }
+        };
         let sources = newest_mtime(&folder).max(extra_newest);
         let built_at = std::fs::metadata(&wasm).and_then(|m| m.modified()).ok();
         if !force && built_at.is_some() && built_at >= sources {
@@ -86,16 +104,26 @@ pub fn build_dir(
             results.push((name, Built::Fresh));
             continue;
         }
-        if !target_checked {
-            ensure_wasm_target(&folder)?;
-            target_checked = true;
+        if !checked.contains(&lang.name) {
+            if let Err(error) = (lang.check_toolchain)(&folder) {
+                eprintln!("kfn build: {name}: {error}");
+                results.push((name, Built::Failed { error }));
+                continue;
+            }
+            checked.push(lang.name);
         }
         eprintln!(
-            "kfn build: building {} (rust, {WASM_TARGET}) ...",
-            folder.display()
+            "kfn build: building {} ({}) ...",
+            folder.display(),
+            lang.name
         );
         let started = std::time::Instant::now();
-        match build_rust(&folder, &name, &wasm) {
+        // Build to a temporary file and rename, so a watching kfn never loads a
+        // half-written .wasm.
+        let tmp = wasm.with_extension("wasm.tmp");
+        match (lang.build)(&folder, &name, &tmp).and_then(|()| {
+            std::fs::rename(&tmp, &wasm).map_err(|e| format!("moving the result into place: {e}"))
+        }) {
             Ok(()) => {
                 let ms = started.elapsed().as_millis();
                 eprintln!(
@@ -106,6 +134,7 @@ pub fn build_dir(
                 results.push((name, Built::Built { ms }));
             }
             Err(error) => {
+                let _ = std::fs::remove_file(&tmp);
                 eprintln!("kfn build: {name}: {error}");
                 results.push((name, Built::Failed { error }));
             }
@@ -139,99 +168,4 @@ fn newest_mtime(path: &Path) -> Option<SystemTime> {
         .filter(|e| e.file_name() != "target")
         .filter_map(|e| newest_mtime(&e.path()))
         .max()
-}
-
-fn ensure_wasm_target(cwd: &Path) -> Result<(), BuildError> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .current_dir(cwd)
-        .output();
-    let Ok(installed) = installed else {
-        // No rustup: maybe a distro Rust with the target; let cargo say if not.
-        return if Command::new("cargo").arg("--version").output().is_ok() {
-            Ok(())
-        } else {
-            Err(BuildError::NoRustup)
-        };
-    };
-    if String::from_utf8_lossy(&installed.stdout)
-        .lines()
-        .any(|l| l.trim() == WASM_TARGET)
-    {
-        return Ok(());
-    }
-    eprintln!(
-        "kfn build: installing the {WASM_TARGET} Rust target (once): rustup target add {WASM_TARGET}"
-    );
-    let ok = Command::new("rustup")
-        .args(["target", "add", WASM_TARGET])
-        .current_dir(cwd)
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        Ok(())
-    } else {
-        Err(BuildError::TargetAdd)
-    }
-}
-
-fn build_rust(folder: &Path, name: &str, wasm: &Path) -> Result<(), String> {
-    let manifest = folder.join("Cargo.toml");
-    let status = Command::new("cargo")
-        .args([
-            "build",
-            "--release",
-            "--target",
-            WASM_TARGET,
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .current_dir(folder)
-        .stdin(Stdio::null())
-        .status()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => BuildError::NoCargo.to_string(),
-            _ => format!("cannot run cargo: {e}"),
-        })?;
-    if !status.success() {
-        return Err(format!(
-            "cargo build failed ({status}); fix the errors above and run `kfn build` again"
-        ));
-    }
-    let target_dir = target_dir(&manifest)?;
-    let artifact = target_dir
-        .join(WASM_TARGET)
-        .join("release")
-        .join(format!("{}.wasm", name.replace('-', "_")));
-    // Copy then rename, so a watching kfn never loads a half-written file.
-    let tmp = wasm.with_extension("wasm.tmp");
-    std::fs::copy(&artifact, &tmp)
-        .and_then(|_| std::fs::rename(&tmp, wasm))
-        .map_err(|e| {
-            format!(
-                "copying {} to {}: {e} (is the crate named '{name}' with crate-type cdylib?)",
-                artifact.display(),
-                wasm.display()
-            )
-        })
-}
-
-fn target_dir(manifest: &Path) -> Result<PathBuf, String> {
-    let out = Command::new("cargo")
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--manifest-path",
-        ])
-        .arg(manifest)
-        .output()
-        .map_err(|e| format!("cargo metadata: {e}"))?;
-    let meta: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata output: {e}"))?;
-    meta["target_directory"]
-        .as_str()
-        .map(PathBuf::from)
-        .ok_or_else(|| "cargo metadata reported no target_directory".into())
 }

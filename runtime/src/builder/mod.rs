@@ -10,6 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+mod c;
+mod go;
+mod js;
+mod python;
 mod rust;
 
 pub use rust::WASM_TARGET;
@@ -26,7 +30,13 @@ pub struct Language {
 }
 
 /// Every supported language, in detection order.
-pub const LANGUAGES: &[Language] = &[rust::LANGUAGE];
+pub const LANGUAGES: &[Language] = &[
+    rust::LANGUAGE,
+    js::LANGUAGE,
+    python::LANGUAGE,
+    c::LANGUAGE,
+    go::LANGUAGE,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

@@ -24,6 +24,7 @@
 //!   reports to.
 //! - [`watch`]: the `functions/` and `kfn.yaml` watcher behind hot reload.
 //! - [`builder`]: `kfn build`: turns function source folders into `.wasm`.
+//! - [`scaffold`]: `kfn new`: a new function folder from a template.
 //! - [`app`]: builds every stage from the config, connects them and owns shutdown.
 //! - [`bench`]: `kfn bench`: kfn against a plain rdkafka passthrough.
 //!
@@ -46,6 +47,7 @@ pub mod kafka;
 pub mod observe;
 pub mod pipeline;
 pub mod record;
+pub mod scaffold;
 pub mod wasm;
 pub mod watch;
 pub mod window;

@@ -48,6 +48,20 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Create a function folder from a template, ready for `kfn build`.
+    New {
+        /// supplier, function or consumer.
+        #[arg(value_parser = ["supplier", "function", "consumer"])]
+        world: String,
+        /// The function's name (its folder and .wasm).
+        name: String,
+        /// rust, js, python, c or go.
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// The functions directory (default: `functions.dir` of kfn.yaml, else ./functions).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Measure records/s through a Rust function binding against a plain rdkafka
     /// passthrough, on the embedded broker.
     Bench {
@@ -66,6 +80,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { file } => return validate(&file),
         Command::Build { dir, force } => build(dir, force),
+        Command::New {
+            world,
+            name,
+            lang,
+            dir,
+        } => new(&world, &name, &lang, dir),
         Command::Up {
             config,
             listen,
@@ -119,14 +139,28 @@ fn validate(file: &Path) -> ExitCode {
     }
 }
 
-fn build(dir: Option<PathBuf>, force: bool) -> anyhow::Result<()> {
-    let (dir, wit) = match dir {
+/// The functions directory and the WIT folder: from `--dir`, else kfn.yaml, else defaults.
+fn functions_dir(dir: Option<PathBuf>) -> (PathBuf, PathBuf) {
+    match dir {
         Some(dir) => (dir, PathBuf::from("wit")),
         None => match Config::load(Path::new("kfn.yaml")) {
             Ok(c) => (c.functions.dir.clone(), c.base_dir.join("wit")),
             Err(_) => (PathBuf::from("functions"), PathBuf::from("wit")),
         },
-    };
+    }
+}
+
+fn new(world: &str, name: &str, lang: &str, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let (dir, _) = functions_dir(dir);
+    let folder =
+        kfn::scaffold::new_function(&kfn::scaffold::templates_dir(), &dir, world, name, lang)?;
+    println!("created {} ({lang} {world})", folder.display());
+    println!("next: `cargo kfn build`, then bind it in kfn.yaml; a running `kfn up` loads it live");
+    Ok(())
+}
+
+fn build(dir: Option<PathBuf>, force: bool) -> anyhow::Result<()> {
+    let (dir, wit) = functions_dir(dir);
     let results = kfn::builder::build_dir(&dir, &[wit], force)?;
     let failed: Vec<_> = results
         .iter()

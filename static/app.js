@@ -10,6 +10,10 @@ const POLL_MS = 2000;
 const STORES_POLL_MS = 10000;
 const HEALTH_POLL_MS = 3000;
 const CHART_SPAN_S = 120;
+// Until that much data has arrived the chart starts narrower and widens as it fills.
+const CHART_MIN_SPAN_S = 30;
+const CHART_HEIGHT = 220;
+const STEPPED = uPlot.paths.stepped({ align: 1 });
 const MAX_EVENTS = 200;
 // A restrained palette, distinguishable for the common kinds of colour blindness.
 const SERIES_COLORS = [
@@ -148,20 +152,41 @@ async function refreshHealth() {
   }
 }
 
+/** Problems worth a glance from anywhere on the page, shown as links in the top bar. */
+const attention = new Map(); // area -> { names, text, href }
+
+function setAttention(area, names, describe, href) {
+  if (names.length) attention.set(area, { names, text: describe(names.length), href });
+  else attention.delete(area);
+  const box = $("attention");
+  box.replaceChildren(...[...attention.values()].map((a) =>
+    el("a", { class: "pill", "data-state": "bad", href: a.href, title: a.names.join(", ") },
+      el("span", { class: "dot", "aria-hidden": "true" }), a.text)));
+  box.hidden = attention.size === 0;
+}
+
 // ---------------------------------------------------------------- functions
 
-const FUNCTION_TONES = { ready: "ok", compiling: "info", error: "bad", missing: "muted" };
+const FUNCTION_TONES = { ready: "ok", compiling: "info", error: "bad", missing: "warn" };
+const FUNCTION_PROBLEMS = new Set(["error", "missing"]);
 
 function functionRow(f) {
   const hash = typeof f.hash === "string" ? f.hash : null;
   const loaded = el("td", { class: "nowrap" }, fmtLoadedAt(f.loaded_at_ms));
   if (typeof f.compile_ms === "number") {
-    loaded.append(el("div", { class: "sub" }, `compiled in ${fmtInt(f.compile_ms)} ms`));
+    const ms = f.compile_ms < 1 ? "<1" : fmtInt(f.compile_ms);
+    loaded.append(el("div", { class: "sub" }, `compiled in ${ms} ms`));
   }
-  return el("tr", { "data-name": f.name, "data-status": f.status },
+  const status = el("td", {}, badge(f.status, FUNCTION_TONES[f.status] ?? "muted"));
+  if (f.status === "error") {
+    // The registry keeps the last good version running when a new one is rejected.
+    status.append(el("div", { class: "sub nowrap" }, hash ? "previous version serving" : "not loaded"));
+  }
+  return el("tr", { class: FUNCTION_PROBLEMS.has(f.status) ? `row-${FUNCTION_TONES[f.status]}` : null,
+    "data-name": f.name, "data-status": f.status },
     el("td", { class: "strong" }, f.name),
     el("td", {}, f.world ?? DASH),
-    el("td", {}, badge(f.status, FUNCTION_TONES[f.status] ?? "muted")),
+    status,
     el("td", {}, hash ? el("code", { title: hash }, hash.slice(0, 12)) : DASH),
     el("td", { class: "num" }, fmtInt(f.generation)),
     loaded,
@@ -180,7 +205,12 @@ async function refreshFunctions() {
       fillBody($("functions-body"), list.map(functionRow), 8, "No functions in the functions directory.");
     }
     const ready = list.filter((f) => f.status === "ready").length;
-    setNote("functions-note", `${ready} of ${list.length} ready`);
+    const errors = list.filter((f) => f.status === "error").length;
+    const missing = list.filter((f) => f.status === "missing").length;
+    const extra = [errors ? `${errors} rejected` : null, missing ? `${missing} missing` : null].filter(Boolean);
+    setNote("functions-note", [`${ready} of ${list.length} ready`, ...extra].join(" · "), extra.length > 0);
+    setAttention("functions", list.filter((f) => FUNCTION_PROBLEMS.has(f.status)).map((f) => f.name),
+      (n) => `${n} function${n === 1 ? "" : "s"} failing`, "#functions-section");
   } catch (err) {
     setNote("functions-note", `refresh failed: ${err.message}`, true);
   }
@@ -188,7 +218,7 @@ async function refreshFunctions() {
 
 // ---------------------------------------------------------------- bindings
 
-const BINDING_TONES = { running: "ok", paused: "warn", stopped: "muted" };
+const BINDING_TONES = { running: "ok", starting: "info", paused: "warn", stopped: "muted" };
 
 function topics(b) {
   const input = b.input ?? DASH;
@@ -200,19 +230,25 @@ function bindingRow(b) {
   const status = el("td", {}, badge(b.status, BINDING_TONES[b.status] ?? "muted"));
   if (b.status_reason) status.append(el("div", { class: "sub wrap" }, b.status_reason));
   const errCell = (n) => el("td", { class: `num${n > 0 ? " is-bad" : ""}` }, fmtInt(n));
-  return el("tr", { "data-name": b.name, "data-status": b.status },
+  // A consumer has no output topic, so nothing to count there.
+  const noOut = b.kind === "consumer" && !b.output;
+  const outCount = noOut ? DASH : fmtInt(b.records_out);
+  const outRate = noOut ? DASH : fmtRate(b.rate_out);
+  const inTitle = b.kind === "supplier" ? "calls of supply()" : null;
+  return el("tr", { class: b.status === "paused" ? "row-warn" : null, "data-name": b.name, "data-status": b.status },
     el("td", { class: "strong" }, b.name),
     el("td", {}, b.kind),
     el("td", { class: "nowrap" }, b.function ?? DASH),
     el("td", { class: "nowrap" }, topics(b)),
     status,
     // On narrow screens the rate columns are hidden and each rate shows under its count.
-    el("td", { class: "num" }, fmtInt(b.records_in), el("div", { class: "sub rate-inline" }, `${fmtRate(b.rate_in)}/s`)),
-    el("td", { class: "num" }, fmtInt(b.records_out), el("div", { class: "sub rate-inline" }, `${fmtRate(b.rate_out)}/s`)),
+    el("td", { class: "num", title: inTitle }, fmtInt(b.records_in),
+      el("div", { class: "sub rate-inline" }, `${fmtRate(b.rate_in)}/s`)),
+    el("td", { class: "num" }, outCount, noOut ? null : el("div", { class: "sub rate-inline" }, `${outRate}/s`)),
     errCell(b.errors),
     errCell(b.dead_lettered),
-    el("td", { class: "num col-rate" }, fmtRate(b.rate_in)),
-    el("td", { class: "num col-rate" }, fmtRate(b.rate_out)),
+    el("td", { class: "num col-rate", title: inTitle }, fmtRate(b.rate_in)),
+    el("td", { class: "num col-rate" }, outRate),
   );
 }
 
@@ -221,7 +257,11 @@ async function refreshBindings() {
     const list = await getJson("/api/bindings");
     fillBody($("bindings-body"), list.map(bindingRow), 11, "No bindings configured.");
     const running = list.filter((b) => b.status === "running").length;
-    setNote("bindings-note", `${running} of ${list.length} running`);
+    const paused = list.filter((b) => b.status === "paused");
+    setNote("bindings-note", `${running} of ${list.length} running${paused.length ? ` · ${paused.length} paused` : ""}`,
+      paused.length > 0);
+    setAttention("bindings", paused.map((b) => b.name),
+      (n) => `${n} binding${n === 1 ? "" : "s"} paused`, "#bindings-section");
   } catch (err) {
     setNote("bindings-note", `refresh failed: ${err.message}`, true);
   }
@@ -298,9 +338,13 @@ class LiveChart {
       ticks: { stroke: "#e2e8f0", width: 1 },
       font: "11px system-ui, sans-serif",
     };
+    // Counts are whole numbers: never put ticks at 0.5.
+    const yIncrs = this.store.aggregate === "count"
+      ? [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 1e6, 1e7]
+      : undefined;
     return {
       width: Math.max(this.plotEl.clientWidth, 200),
-      height: 220,
+      height: CHART_HEIGHT,
       legend: { show: false }, // our own legend shows latest values (below)
       cursor: { points: { size: 6 }, drag: { x: false, y: false } },
       scales: {
@@ -310,14 +354,20 @@ class LiveChart {
           // steadily even before CHART_SPAN_S of data has arrived.
           range: () => {
             const end = this.xs.length ? this.xs[this.xs.length - 1] : Date.now() / 1000;
-            return [end - CHART_SPAN_S, end];
+            const seen = this.xs.length ? end - this.xs[0] : 0;
+            return [end - Math.min(CHART_SPAN_S, Math.max(CHART_MIN_SPAN_S, seen)), end];
           },
         },
-        y: { range: (u, min, max) => [0, Math.max(1, Math.ceil((max ?? 0) * 1.15))] },
+        y: {
+          range: (u, min, max) => [
+            Math.min(0, Math.floor(min ?? 0)),
+            Math.max(1, Math.ceil((max ?? 0) * 1.15)),
+          ],
+        },
       },
       axes: [
         { ...axis, space: 72, values: (u, ticks) => ticks.map((t) => fmtTime(t * 1000)) },
-        { ...axis, size: 48 },
+        { ...axis, size: 48, ...(yIncrs ? { incrs: yIncrs } : {}) },
       ],
       series: [{}],
       hooks: {
@@ -332,7 +382,7 @@ class LiveChart {
   resize() {
     const width = this.plotEl.clientWidth;
     if (width > 0 && this.plot && width !== this.plot.width) {
-      this.plot.setSize({ width, height: 220 });
+      this.plot.setSize({ width, height: CHART_HEIGHT });
     }
   }
 
@@ -406,7 +456,15 @@ class LiveChart {
     this.keys.push(key);
     // Earlier samples had no value for this key.
     this.ys.push(this.xs.map(() => (this.absentIsZero ? 0 : null)));
-    this.plot.addSeries({ label: key, stroke: color, width: 2, points: { show: false } });
+    this.plot.addSeries({
+      label: key,
+      stroke: color,
+      width: 2,
+      // A window's value holds until the next sample: draw steps, so a window
+      // closing shows as a drop rather than a slope.
+      paths: STEPPED,
+      points: { show: false },
+    });
     this.legendEl.append(el("li", { "data-key": key },
       el("span", { class: "swatch", style: `background:${color}` }),
       el("span", { class: "legend-key" }, key),

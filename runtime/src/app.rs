@@ -22,7 +22,7 @@ use crate::http::{self, Health, HttpState, Info};
 use crate::kafka::{EmbeddedBroker, KafkaSettings, Sink, Source};
 use crate::observe::{BindingKind, BindingStats, EventKind, Events};
 use crate::pipeline::{
-    self, AnalyticsStep, Binding, ConsumerStep, FunctionStep, KeySelector, ValueSelector,
+    self, AnalyticsStep, Binding, ConsumerStep, FunctionStep, KeySelector, Retry, ValueSelector,
 };
 use crate::wasm::{GuestIdentity, Limits, Registry, WasmEngine, Worker, World};
 use crate::window::{AggregateKind, WindowSpec, WindowStore};
@@ -171,10 +171,11 @@ impl App {
                 events: events.clone(),
                 shutdown: shutdown.clone(),
             };
+            let retry = retry(&b.limits);
             if kind == BindingKind::Consumer {
-                tasks.spawn(pipeline::run_records(binding, ConsumerStep(w)));
+                tasks.spawn(pipeline::run_records(binding, ConsumerStep(w, retry)));
             } else {
-                tasks.spawn(pipeline::run_records(binding, FunctionStep(w)));
+                tasks.spawn(pipeline::run_records(binding, FunctionStep(w, retry)));
             }
         }
 
@@ -214,6 +215,7 @@ impl App {
                     .function
                     .as_ref()
                     .map(|f| worker(name, f, &a.config, &a.limits, World::Function)),
+                retry: retry(&a.limits),
                 store: store.clone(),
                 key: match &a.key {
                     config::KeySelector::JsonPointer(p) => KeySelector::Pointer(p.clone()),
@@ -309,7 +311,7 @@ impl App {
             EventKind::Info,
             "kfn",
             format!(
-                "started: {} bindings, {} stores, broker {bootstrap}",
+                "started: {} bindings and {} analytics stages, broker {bootstrap}",
                 config.bindings.len(),
                 config.analytics.len()
             ),
@@ -354,6 +356,13 @@ impl App {
     }
 }
 
+impl Drop for App {
+    /// Dropped without [`App::shutdown`] (e.g. a panic): stop the tasks anyway.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
 /// The dashboard's files: `static/` beside the config, else the one in this source tree.
 fn static_dir(base: &Path) -> PathBuf {
     let beside = base.join("static");
@@ -363,6 +372,13 @@ fn static_dir(base: &Path) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join("static")
+}
+
+fn retry(limits: &config::Limits) -> Retry {
+    Retry {
+        attempts: limits.attempts,
+        backoff: limits.retry_backoff,
+    }
 }
 
 fn millis(d: Duration) -> i64 {

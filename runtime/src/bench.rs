@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::kafka::{EmbeddedBroker, KafkaSettings, Sink, Source};
 use crate::observe::{BindingKind, BindingStats, Events};
-use crate::pipeline::{self, Binding, FunctionStep, MAX_IN_FLIGHT};
+use crate::pipeline::{self, Binding, FunctionStep, MAX_IN_FLIGHT, Retry};
 use crate::wasm::{GuestIdentity, Limits, Registry, WasmEngine, Worker, World};
 
 const PARTITIONS: i32 = 3;
@@ -200,7 +200,10 @@ async fn function_binding(
         events: Events::new(),
         shutdown: shutdown.clone(),
     };
-    let task = tokio::spawn(pipeline::run_records(binding, FunctionStep(worker)));
+    let task = tokio::spawn(pipeline::run_records(
+        binding,
+        FunctionStep(worker, Retry::NONE),
+    ));
     wait_for(&stats, records).await?;
     let elapsed = started.elapsed();
     shutdown.cancel();

@@ -30,11 +30,18 @@ pub fn spawn(
     let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher =
         notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-            Ok(event) => {
+            // Reads are reported too (kfn's own loads among them): only changes count.
+            Ok(event)
+                if !matches!(
+                    event.kind,
+                    notify::EventKind::Access(_) | notify::EventKind::Other
+                ) =>
+            {
                 for path in event.paths {
                     let _ = tx.send(path);
                 }
             }
+            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "file watcher error"),
         })?;
     watcher.watch(&functions_dir, RecursiveMode::NonRecursive)?;

@@ -197,13 +197,14 @@ bindings:
 "#;
     let (app, _dir) = start(yaml, &[("probe", common::guest("probe"))]).await;
     let p = producer(&app.bootstrap);
-    for v in ["a", "error", "trap", "b"] {
+    for v in ["flaky", "a", "error", "trap", "b"] {
         produce(&p, "F", Some("k"), v, None).await;
     }
-    let out = read_n(&reader(&app.bootstrap, "G"), 2, LONG).await;
+    let out = read_n(&reader(&app.bootstrap, "G"), 3, LONG).await;
     assert_eq!(
         out.iter().map(|r| r.value.as_str()).collect::<Vec<_>>(),
-        ["probe-v1:a", "probe-v1:b"]
+        ["flaky ok on call 2", "probe-v1:a", "probe-v1:b"],
+        "a failing call is retried; a record that keeps failing does not hold up the next"
     );
 
     let dlq = read_n(&reader(&app.bootstrap, "probe.dlq"), 2, LONG).await;
@@ -230,6 +231,11 @@ bindings:
                 .is_ok()
         );
         assert_eq!(r.key.as_deref(), Some("k"));
+        assert_eq!(
+            r.header("kfn-attempts"),
+            Some("3"),
+            "tried 3 times (the default) first"
+        );
     }
 
     let info = eventually(LONG, "counters to settle", async || {
@@ -237,7 +243,7 @@ bindings:
         (b.dead_lettered == 2).then_some(b)
     })
     .await;
-    assert_eq!((info.records_in, info.records_out, info.errors), (4, 2, 2));
+    assert_eq!((info.records_in, info.records_out, info.errors), (5, 3, 2));
     let (history, _) = app.events.subscribe();
     assert_eq!(
         history

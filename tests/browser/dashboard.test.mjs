@@ -22,8 +22,17 @@ const SCREENSHOT = path.join(REPO, "target", "dashboard.png");
 
 const STARTUP_DEADLINE_MS = 60_000;
 const KILL_GRACE_MS = 10_000;
-// Generous: the first page load may wait for functions to compile.
+// Generous: the first page load may wait for functions to compile, and a slow
+// 2-core CI machine also runs Chromium and the embedded broker.
 const WAIT_MS = 30_000;
+// Backstops, so a hung step fails the run instead of stalling it.
+const BEFORE_DEADLINE_MS = STARTUP_DEADLINE_MS + 3 * WAIT_MS;
+const TEST_DEADLINE_MS = 3 * WAIT_MS;
+const CLOSE_DEADLINE_MS = 15_000;
+
+// What kfn.yaml defines; the dashboard must show all of it.
+const FUNCTIONS = ["page-enricher", "page-filter", "page-logger", "page-supplier"];
+const BINDINGS = { "page-supplier": "supplier", "page-logger": "consumer", "page-enricher": "function", "page-count": "analytics" };
 
 // The machine has no internet: without these Chromium keeps dialling out
 // (component updates, sync, QUIC probes) and floods refused connections.
@@ -39,6 +48,8 @@ const CHROMIUM_ARGS = [
 ];
 
 let kfn; // child process
+let kfnExited; // resolves with a description once kfn has exited
+let stopping = false; // set when we stop kfn ourselves
 const kfnLog = []; // last lines of kfn's output, for failure messages
 let browser;
 let page;
@@ -48,6 +59,32 @@ let collecting = true;
 
 function logTail() {
   return kfnLog.slice(-40).join("\n");
+}
+
+/** `promise`, or a rejection naming `what` after `ms`. */
+async function withDeadline(promise, ms, what) {
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Kill kfn at once, synchronously: for exits where no async cleanup can run. */
+function killKfnNow() {
+  if (kfn && kfn.exitCode === null && kfn.signalCode === null) kfn.kill("SIGKILL");
+}
+// Never leave kfn behind, even if this process dies without running `after`.
+process.once("exit", killKfnNow);
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => {
+    killKfnNow();
+    process.exit(128 + (signal === "SIGINT" ? 2 : 15));
+  });
 }
 
 async function mustExist(file, hint) {
@@ -63,6 +100,11 @@ function startKfn() {
   return new Promise((resolve, reject) => {
     const args = ["up", "--config", CONFIG, "--listen", "127.0.0.1:0", "--no-build"];
     kfn = spawn(KFN_BIN, args, { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+    // Created now, so it can never miss the event however early kfn exits.
+    kfnExited = new Promise((resolve) => {
+      kfn.once("exit", (code, signal) => resolve(signal ?? `code ${code}`));
+      kfn.once("error", (err) => resolve(`not started: ${err.message}`));
+    });
     const command = `${KFN_BIN} ${args.join(" ")}`;
     let settled = false;
     const finish = (err, url) => {
@@ -96,23 +138,43 @@ function startKfn() {
     }
     kfn.on("error", (err) => finish(new Error(`could not start \`${command}\`: ${err.message}`)));
     kfn.on("exit", (code, signal) => {
-      finish(new Error(`\`${command}\` exited (${signal ?? `code ${code}`}) before printing its dashboard URL. ` +
+      const how = signal ?? `code ${code}`;
+      finish(new Error(`\`${command}\` exited (${how}) before printing its dashboard URL. ` +
         `Output:\n${logTail()}`));
+      if (!stopping) problems.push(`kfn exited unexpectedly (${how}). Last output:\n${logTail()}`);
     });
   });
 }
 
+/** SIGTERM, then SIGKILL if kfn has not exited within KILL_GRACE_MS. */
 async function stopKfn() {
-  if (!kfn || kfn.exitCode !== null || kfn.signalCode !== null) return;
-  const exited = new Promise((resolve) => kfn.once("exit", resolve));
+  if (!kfn) return;
+  stopping = true;
+  if (kfn.exitCode !== null || kfn.signalCode !== null) return;
   kfn.kill("SIGTERM");
-  let timer;
-  const timedOut = new Promise((resolve) => { timer = setTimeout(() => resolve("timeout"), KILL_GRACE_MS); });
-  if ((await Promise.race([exited, timedOut])) === "timeout") {
+  try {
+    await withDeadline(kfnExited, KILL_GRACE_MS, "kfn after SIGTERM");
+  } catch {
     kfn.kill("SIGKILL");
-    await exited;
+    await withDeadline(kfnExited, KILL_GRACE_MS, "kfn after SIGKILL").catch(() => {});
   }
-  clearTimeout(timer);
+}
+
+/** Fails with kfn's output if it has died: a clearer message than a timeout. */
+function assertKfnAlive() {
+  if (kfn && (kfn.exitCode !== null || kfn.signalCode !== null)) {
+    assert.fail(`kfn is no longer running (${kfn.signalCode ?? `code ${kfn.exitCode}`}). Last output:\n${logTail()}`);
+  }
+}
+
+/** Wait for `fn` (run in the page) to return truthy; on timeout, explain with `describe()`. */
+async function waitInPage(fn, arg, describe) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout: WAIT_MS });
+  } catch (err) {
+    assertKfnAlive();
+    throw new Error(`${await describe().catch((e) => `(no detail: ${e.message})`)}\n${err.message}`);
+  }
 }
 
 before(async () => {
@@ -122,6 +184,8 @@ before(async () => {
 
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  context.setDefaultTimeout(WAIT_MS);
+  context.setDefaultNavigationTimeout(WAIT_MS);
   page = await context.newPage();
   page.on("console", (msg) => {
     if (collecting && (msg.type() === "error" || msg.type() === "warning")) {
@@ -141,69 +205,119 @@ before(async () => {
     }
   });
   await page.goto(baseUrl, { waitUntil: "load" });
-});
+}, { timeout: BEFORE_DEADLINE_MS });
 
 after(async () => {
   // Closing the page aborts its EventSource streams: those are not failures.
   collecting = false;
-  await browser?.close();
-  await stopKfn();
-});
+  try {
+    if (browser) await withDeadline(browser.close(), CLOSE_DEADLINE_MS, "closing Chromium");
+  } catch (err) {
+    // Chromium hung: carry on, kfn must be stopped regardless.
+    console.error(err.message);
+  } finally {
+    await stopKfn();
+  }
+}, { timeout: CLOSE_DEADLINE_MS + 3 * KILL_GRACE_MS });
 
-test("page loads with a kfn title", async () => {
+const T = { timeout: TEST_DEADLINE_MS };
+
+test("page loads with a kfn title", T, async () => {
   assert.match(await page.title(), /kfn/);
-  await page.locator("header .brand-name").waitFor({ timeout: WAIT_MS });
+  await page.locator("header .brand-name").waitFor();
+  await waitInPage(() => document.querySelector("#health")?.dataset.state === "ok", null,
+    async () => `broker health pill reads "${await page.locator("#health").innerText()}"`);
 });
 
-test("functions table lists page-enricher as ready", async () => {
+test("functions table lists all four functions as ready", T, async () => {
+  await waitInPage(
+    (names) => names.every((n) => document.querySelector(`#functions-body tr[data-name="${n}"]`)?.dataset.status === "ready"),
+    FUNCTIONS,
+    async () => `not all of ${FUNCTIONS.join(", ")} became ready; table reads:\n${await page.locator("#functions-body").innerText()}`,
+  );
   const row = page.locator('#functions-body tr[data-name="page-enricher"]');
-  await row.waitFor({ timeout: WAIT_MS });
-  await page.locator('#functions-body tr[data-name="page-enricher"][data-status="ready"]')
-    .waitFor({ timeout: WAIT_MS })
-    .catch(async (err) => {
-      throw new Error(`page-enricher never became ready; row reads: ${await row.innerText()}\n${err.message}`);
-    });
   assert.match(await row.locator(".badge").innerText(), /ready/);
+  assert.equal(await page.locator("#functions-body tr").count(), FUNCTIONS.length);
+  assert.equal(await page.locator("#attention").isHidden(), true, "no problem pill in the top bar");
 });
 
-test("the /analytics chart receives at least 2 SSE updates", async () => {
+test("bindings table shows the four bindings running, with page-count counting records", T, async () => {
+  await waitInPage(
+    (expected) => Object.entries(expected).every(([name, kind]) => {
+      const row = document.querySelector(`#bindings-body tr[data-name="${name}"]`);
+      return row?.dataset.status === "running" && row.children[1]?.textContent === kind;
+    }),
+    BINDINGS,
+    async () => `bindings table reads:\n${await page.locator("#bindings-body").innerText()}`,
+  );
+  // Real records flow: the supplier feeds R2 every second, page-count reads it.
+  await waitInPage(
+    () => Number(document.querySelector('#bindings-body tr[data-name="page-count"] td.num')
+      ?.firstChild?.textContent.replace(/\D/g, "") || 0) > 0,
+    null,
+    async () => `page-count never counted a record; row reads: ${await page.locator('#bindings-body tr[data-name="page-count"]').innerText()}`,
+  );
+  const row = page.locator('#bindings-body tr[data-name="page-count"]');
+  assert.match(await row.innerText(), /page-filter/);
+  assert.match(await row.innerText(), /R2\s*→\s*R4/);
+});
+
+test("the /analytics chart receives live SSE updates and charts P1 and P2", T, async () => {
   const card = page.locator('.chart-card[data-serve="/analytics"]');
-  await card.waitFor({ timeout: WAIT_MS });
-  await page.waitForFunction(
+  await card.waitFor();
+  const describe = async () => `chart state=${await card.getAttribute("data-state")} ` +
+    `updates=${await card.getAttribute("data-updates")} legend=${JSON.stringify(await card.locator(".legend").innerText())}`;
+  await waitInPage(
     () => Number(document.querySelector('.chart-card[data-serve="/analytics"]')?.dataset.updates ?? 0) >= 2,
     null,
-    { timeout: WAIT_MS },
-  ).catch(async (err) => {
-    const state = await card.getAttribute("data-state");
-    const updates = await card.getAttribute("data-updates");
-    throw new Error(`chart state=${state} updates=${updates}: ${err.message}`);
-  });
+    describe,
+  );
   assert.equal(await card.getAttribute("data-state"), "live");
   assert.ok(await card.locator("canvas").count() >= 1, "uPlot drew a canvas");
+  // page-supplier picks P1 or P2 at random every second: both show up quickly.
+  await waitInPage(
+    () => ["P1", "P2"].every((k) =>
+      document.querySelector(`.chart-card[data-serve="/analytics"] .legend li[data-key="${k}"]`)),
+    null,
+    describe,
+  );
+  for (const key of ["P1", "P2"]) {
+    assert.match(await card.locator(`.legend li[data-key="${key}"] .legend-value`).innerText(), /^\d+$/);
+  }
 });
 
-test("publish form posts a record to R1 and shows its offset", async () => {
+test("publish form posts a record to R1 and shows its offset", T, async () => {
   await page.fill("#publish-topic", "R1");
   await page.fill("#publish-key", "browser-test");
-  await page.fill("#publish-value", JSON.stringify({ name: "P1", user: "U1", date: Date.now(), duration: 1500 }));
+  await page.fill("#publish-value",
+    JSON.stringify({ name: "P1", user: "U1", date: "2026-01-01T00:00:00Z", duration: 500 }));
   await page.click("#publish-submit");
   const result = page.locator("#publish-result");
-  await page.waitForFunction(
+  await waitInPage(
     () => ["ok", "error"].includes(document.querySelector("#publish-result")?.dataset.state),
     null,
-    { timeout: WAIT_MS },
+    async () => `publish result still reads ${JSON.stringify(await result.innerText())}`,
   );
   assert.equal(await result.getAttribute("data-state"), "ok", `publish failed: ${await result.innerText()}`);
   assert.match(await result.locator(".result-offset").innerText(), /^\d+$/);
+  // page-logger consumes R1: the record reaches it.
+  await waitInPage(
+    () => Number(document.querySelector('#bindings-body tr[data-name="page-logger"] td.num')
+      ?.firstChild?.textContent.replace(/\D/g, "") || 0) >= 1,
+    null,
+    async () => `page-logger never counted the record; row reads: ${await page.locator('#bindings-body tr[data-name="page-logger"]').innerText()}`,
+  );
 });
 
-test("events feed has at least one entry", async () => {
-  await page.locator("#events li").first().waitFor({ timeout: WAIT_MS });
-  assert.ok(await page.locator("#events li").count() >= 1);
+test("events feed shows the functions being loaded", T, async () => {
+  await page.locator("#events li").first().waitFor();
+  await page.locator('#events li[data-kind="function-loaded"]').first().waitFor();
+  assert.equal(await page.locator("#events-conn").getAttribute("data-state"), "live");
 });
 
-test("no console errors or warnings, no failed requests", async () => {
+test("no console errors or warnings, no failed requests", T, async () => {
   await mkdir(path.dirname(SCREENSHOT), { recursive: true });
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  assertKfnAlive();
   assert.deepEqual(problems, [], `problems during the run:\n${problems.join("\n")}`);
 });

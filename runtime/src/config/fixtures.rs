@@ -81,6 +81,8 @@ fn the_example_app_resolves_every_value() {
     let default_limits = Limits {
         memory_bytes: 64 << 20,
         cpu_time: Duration::from_secs(1),
+        attempts: 3,
+        retry_backoff: Duration::from_millis(100),
     };
     assert_eq!(config.functions.limits, default_limits);
 

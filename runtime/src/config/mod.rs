@@ -44,6 +44,12 @@ pub mod defaults {
     pub const MEMORY_BYTES: u64 = 64 << 20;
     /// `limits.cpu-time`: deadline of one call.
     pub const CPU_TIME: Duration = Duration::from_secs(1);
+    /// Calls per failing record before it is dead-lettered: a retry or two absorbs a
+    /// transient failure; a bounded number means a poison record never stalls a
+    /// partition.
+    pub const ATTEMPTS: u32 = 3;
+    /// First retry delay (then 200 ms, 400 ms, ... up to 1 s).
+    pub const RETRY_BACKOFF: Duration = Duration::from_millis(100);
     /// `window.grace`: no late records.
     pub const GRACE: Duration = Duration::ZERO;
     /// `http.listen`: local only.
@@ -108,6 +114,10 @@ pub struct Limits {
     pub memory_bytes: u64,
     /// Deadline of one call.
     pub cpu_time: Duration,
+    /// Calls per record (a guest error or trap is retried) before dead-lettering.
+    pub attempts: u32,
+    /// Wait before the first retry; it doubles per retry, up to ten times this.
+    pub retry_backoff: Duration,
 }
 
 /// What a binding does with its function.

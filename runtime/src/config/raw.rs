@@ -47,6 +47,10 @@ pub struct RawLimits {
     pub memory: Option<Located<String>>,
     /// Deadline of one call, e.g. `1s`.
     pub cpu_time: Option<Located<String>>,
+    /// Calls per record before it is dead-lettered, e.g. `3` (1 = no retry).
+    pub attempts: Option<Located<String>>,
+    /// Wait before the first retry, doubling up to 10 times as long, e.g. `100ms`.
+    pub retry_backoff: Option<Located<String>>,
 }
 
 /// One entry of `bindings:` — a function bound to topics.

@@ -265,6 +265,8 @@ fn functions(
     let defaults = Limits {
         memory_bytes: defaults::MEMORY_BYTES,
         cpu_time: defaults::CPU_TIME,
+        attempts: defaults::ATTEMPTS,
+        retry_backoff: defaults::RETRY_BACKOFF,
     };
     let limits = match raw.as_ref().and_then(|r| r.limits.as_ref()) {
         Some(raw) => merge_limits("functions.limits", raw, &defaults, report),
@@ -305,9 +307,24 @@ fn merge_limits(path: &str, raw: &RawLimits, base: &Limits, report: &mut Report)
             units::positive_duration(t)
         })
     });
+    let attempts = raw.attempts.as_ref().and_then(|a| {
+        report.check(&format!("{path}.attempts"), a, |a| match a.parse::<u32>() {
+            Ok(n @ 1..=100) => Ok(n),
+            _ => Err(format!(
+                "invalid attempts '{a}': expected a whole number from 1 (no retry) to 100"
+            )),
+        })
+    });
+    let retry_backoff = raw.retry_backoff.as_ref().and_then(|t| {
+        report.check(&format!("{path}.retry-backoff"), t, |t| {
+            units::parse_duration(t)
+        })
+    });
     Limits {
         memory_bytes: memory_bytes.unwrap_or(base.memory_bytes),
         cpu_time: cpu_time.unwrap_or(base.cpu_time),
+        attempts: attempts.unwrap_or(base.attempts),
+        retry_backoff: retry_backoff.unwrap_or(base.retry_backoff),
     }
 }
 

@@ -9,7 +9,8 @@ use crate::record::Record;
 
 /// Reads records; [`Source::ack`] marks one done so its offset can be committed.
 pub struct Source {
-    consumer: StreamConsumer,
+    /// Always `Some` until dropped.
+    consumer: Option<StreamConsumer>,
     topic: String,
 }
 
@@ -18,9 +19,13 @@ impl Source {
         let consumer: StreamConsumer = settings.consumer(binding).create()?;
         consumer.subscribe(&[topic])?;
         Ok(Self {
-            consumer,
+            consumer: Some(consumer),
             topic: topic.to_string(),
         })
+    }
+
+    fn consumer(&self) -> &StreamConsumer {
+        self.consumer.as_ref().expect("present until drop")
     }
 
     pub fn topic(&self) -> &str {
@@ -30,7 +35,7 @@ impl Source {
     /// The next record. Errors are per-poll (e.g. the broker is unreachable); the
     /// caller reports them and polls again.
     pub async fn next(&self) -> Result<Record, KafkaError> {
-        let m = self.consumer.recv().await?;
+        let m = self.consumer().recv().await?;
         Ok(Record {
             key: m.key().map(<[u8]>::to_vec),
             value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
@@ -60,7 +65,7 @@ impl Source {
     /// Marks `partition`/`offset` processed: everything the record caused is durable.
     /// Call in offset order per partition.
     pub fn ack(&self, partition: i32, offset: i64) {
-        if let Err(e) = self.consumer.store_offset(&self.topic, partition, offset) {
+        if let Err(e) = self.consumer().store_offset(&self.topic, partition, offset) {
             // After a rebalance the partition may be someone else's: the record will be
             // processed again there (at-least-once), nothing is lost.
             tracing::debug!(topic = %self.topic, partition, offset, error = %e, "offset not stored");
@@ -69,7 +74,7 @@ impl Source {
 
     /// Commits the stored offsets now (on shutdown).
     pub fn commit(&self) {
-        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+        match self.consumer().commit_consumer_state(CommitMode::Sync) {
             Ok(())
             | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => tracing::warn!(topic = %self.topic, error = %e, "final offset commit failed"),
@@ -79,6 +84,19 @@ impl Source {
     /// Stops consuming; pending stored offsets are committed first.
     pub fn close(self) {
         self.commit();
-        self.consumer.unsubscribe();
+        self.consumer().unsubscribe();
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        // Closing a consumer leaves its group, which waits on the broker; with the
+        // broker gone that can block for good. Close on a thread of its own so that
+        // shutdown (and a crashed test) never hangs on it.
+        if let Some(consumer) = self.consumer.take() {
+            let _ = std::thread::Builder::new()
+                .name("kfn-consumer-close".into())
+                .spawn(move || drop(consumer));
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::wasm_step::failed;
+use super::wasm_step::{Retry, failed};
 use super::{Outcome, Step};
 use crate::kafka::Sink;
 use crate::observe::{BindingStats, EventKind};
@@ -39,6 +39,7 @@ pub enum ValueSelector {
 
 pub struct AnalyticsStep {
     pub worker: Option<Worker>,
+    pub retry: Retry,
     pub store: Arc<WindowStore>,
     pub key: KeySelector,
     pub value: ValueSelector,
@@ -83,7 +84,7 @@ impl AnalyticsStep {
 impl Step for AnalyticsStep {
     fn handle(&mut self, record: &Record) -> Outcome {
         let outputs = match &mut self.worker {
-            Some(worker) => match worker.process(record) {
+            Some(worker) => match self.retry.run(|| worker.process(record)) {
                 Ok(outputs) => outputs,
                 Err(e) => return failed(e),
             },
@@ -102,6 +103,7 @@ impl Step for AnalyticsStep {
                     return Outcome::Fail {
                         error,
                         kind: EventKind::RecordFailed,
+                        attempts: 1,
                     };
                 }
             }
@@ -114,6 +116,7 @@ impl Step for AnalyticsStep {
                         late.window_start, late.window_end, late.watermark
                     ),
                     kind: EventKind::LateRecord,
+                    attempts: 1,
                 };
             }
         }

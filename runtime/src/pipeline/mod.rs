@@ -34,7 +34,7 @@ pub use analytics::run_closer;
 pub use analytics::{AnalyticsStep, KeySelector, ValueSelector};
 pub use dedicated::Dedicated;
 pub use supplier::{Supplier, run_supplier};
-pub use wasm_step::{ConsumerStep, FunctionStep};
+pub use wasm_step::{ConsumerStep, FunctionStep, Retry};
 
 /// Records whose outputs are still being acknowledged, per binding.
 pub const MAX_IN_FLIGHT: usize = 2_000;
@@ -43,8 +43,13 @@ pub const MAX_IN_FLIGHT: usize = 2_000;
 pub enum Outcome {
     /// Send these (each to its own topic or the binding's `out`), then ack.
     Emit(Vec<Output>),
-    /// The record failed: dead-letter it with `error`, then ack.
-    Fail { error: String, kind: EventKind },
+    /// The record failed (after `attempts` calls): dead-letter it with `error`,
+    /// then ack.
+    Fail {
+        error: String,
+        kind: EventKind,
+        attempts: u32,
+    },
     /// The step cannot run now (function missing or broken): keep the record and
     /// wait until `Step::changed` fires.
     Pause { reason: String },
@@ -163,22 +168,26 @@ pub async fn run_records<S: Step + 'static>(b: Binding, step: S) {
                     }
                     in_flight.push_back(emit(&b, record, outputs));
                 }
-                Outcome::Fail { error, kind } => {
+                Outcome::Fail {
+                    error,
+                    kind,
+                    attempts,
+                } => {
                     b.stats.add_error();
                     tracing::warn!(
                         binding = %b.name, function = b.function.as_deref().unwrap_or("-"),
                         topic = %record.topic, partition = record.partition, offset = record.offset,
-                        dlq = %b.dlq, "record failed: {error}"
+                        dlq = %b.dlq, attempts, "record failed: {error}"
                     );
                     b.events.emit(
                         kind,
                         &b.name,
                         format!(
-                            "{}[{}]@{}: {error} → {}",
+                            "{}[{}]@{}: {error} (after {attempts} attempts) → {}",
                             record.topic, record.partition, record.offset, b.dlq
                         ),
                     );
-                    in_flight.push_back(emit_dead_letter(&b, record, error));
+                    in_flight.push_back(emit_dead_letter(&b, record, error, attempts));
                 }
                 Outcome::Pause { reason } => {
                     if b.stats
@@ -242,9 +251,9 @@ fn emit(b: &Binding, record: Record, outputs: Vec<Output>) -> Acked {
     })
 }
 
-fn emit_dead_letter(b: &Binding, record: Record, error: String) -> Acked {
+fn emit_dead_letter(b: &Binding, record: Record, error: String, attempts: u32) -> Acked {
     let (sink, stats, dlq) = (b.sink.clone(), b.stats.clone(), b.dlq.clone());
-    let letter = dead_letter(&record, &b.name, b.function.as_deref(), &error, 1);
+    let letter = dead_letter(&record, &b.name, b.function.as_deref(), &error, attempts);
     Box::pin(async move {
         match sink.send(&dlq, &letter).await {
             Ok(_) => stats.add_dead_lettered(),

@@ -12,6 +12,7 @@
 //   log:MSG       -> logs MSG at info, one output "logged"
 //   now           -> one output: now-ms in decimal
 //   count         -> one output: calls served by this instance, including this one
+//   flaky         -> Err on odd-numbered calls of this instance, else one output
 //   anything else -> "probe-v{VERSION}:" + value, same key, header probe-version
 
 wit_bindgen::generate!({
@@ -83,6 +84,9 @@ impl Guest for Probe {
             }
             "now" => Ok(vec![out(host::now_ms().to_string())]),
             "count" => Ok(vec![out(calls.to_string())]),
+            // Fails on odd-numbered calls of this instance: a retry succeeds.
+            "flaky" if calls % 2 == 1 => Err("probe error: flaky, try again".into()),
+            "flaky" => Ok(vec![out(format!("flaky ok on call {calls}"))]),
             _ => Ok(vec![Output {
                 topic: None,
                 key: msg.key,

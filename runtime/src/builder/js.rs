@@ -1,13 +1,181 @@
-//! javascript functions. (Not implemented yet: detection is off, so such folders are
-//! reported as unsupported.)
+//! JavaScript functions: a folder with a `package.json` that says which world it
+//! targets, built with componentize-js (the SpiderMonkey-based StarlingMonkey engine
+//! plus the function's ES module, pre-initialised with wizer) into a component.
+//!
+//! ```json
+//! {
+//!   "type": "module",
+//!   "main": "app.js",
+//!   "kfn": { "world": "function" },
+//!   "devDependencies": { "@bytecodealliance/componentize-js": "0.23.0" }
+//! }
+//! ```
+//!
+//! componentize-js is installed *in the function folder* by `npm ci` (or
+//! `npm install` when there is no package-lock.json), so each function pins its own
+//! toolchain version. The build runs
+//! `node node_modules/.bin/componentize-js <main> --wit <repo>/wit --world-name <world>
+//! --disable http fetch-event -o <wasm>`: without wasi:http, whose imports kfn's linker
+//! does not provide (it links WASI p2 clocks, random, stdio, and the kfn `host`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use super::Language;
 
+/// The componentize-js version the templates and examples pin.
+pub const COMPONENTIZE_JS_VERSION: &str = "0.23.0";
+/// The oldest Node.js componentize-js (and its parser) runs on.
+const MIN_NODE_MAJOR: u32 = 20;
+const NODE_INSTALL: &str = "install Node.js 20 or newer with npm (Debian/Ubuntu with the NodeSource repository: `sudo apt-get install -y nodejs`; Debian 13+/Ubuntu 24.04+: `sudo apt-get install -y nodejs npm`)";
+/// WASI features componentize-js includes by default that kfn guests do not need.
+const DISABLED_FEATURES: &[&str] = &["http", "fetch-event"];
+const WORLDS: &[&str] = &["function", "consumer", "supplier"];
+
 pub const LANGUAGE: Language = Language {
     name: "javascript",
-    detect: |_folder: &Path| false,
-    check_toolchain: |_folder: &Path| Err("javascript is not supported yet".into()),
-    build: |_folder: &Path, _name: &str, _wasm: &Path| Err("javascript is not supported yet".into()),
+    // Any package.json: `build` says what is missing if it has no "kfn" section.
+    detect: |folder| folder.join("package.json").is_file(),
+    check_toolchain,
+    build,
 };
+
+fn manifest(folder: &Path) -> Result<serde_json::Value, String> {
+    let path = folder.join("package.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", path.display()))
+}
+
+fn check_toolchain(folder: &Path) -> Result<(), String> {
+    let version = Command::new("node")
+        .arg("--version")
+        .output()
+        .map_err(|_| format!("`node` was not found on PATH; {NODE_INSTALL}"))?;
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    let major: u32 = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if major < MIN_NODE_MAJOR {
+        return Err(format!(
+            "Node.js {version} is too old for componentize-js; {NODE_INSTALL}"
+        ));
+    }
+    if Command::new("npm").arg("--version").output().is_err() {
+        return Err(format!("`npm` was not found on PATH; {NODE_INSTALL}"));
+    }
+    install_dependencies(folder)
+}
+
+/// Runs `npm ci` (or `npm install` without a lock file) when `node_modules` is missing
+/// or older than the lock file. Output goes to the terminal.
+fn install_dependencies(folder: &Path) -> Result<(), String> {
+    let lock = folder.join("package-lock.json");
+    let installed = folder.join("node_modules/.package-lock.json");
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let up_to_date = cli(folder).exists()
+        && match (mtime(&lock), mtime(&installed)) {
+            (Some(lock), Some(installed)) => installed >= lock,
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+    if up_to_date {
+        return Ok(());
+    }
+    let args: &[&str] = if lock.exists() {
+        &["ci", "--no-audit", "--no-fund"]
+    } else {
+        &["install", "--no-audit", "--no-fund"]
+    };
+    eprintln!(
+        "kfn build: installing {}'s build tools: npm {} (in {})",
+        folder
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        args.join(" "),
+        folder.display()
+    );
+    let status = Command::new("npm")
+        .args(args)
+        .current_dir(folder)
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run npm: {e}; {NODE_INSTALL}"))?;
+    if !status.success() {
+        return Err(format!(
+            "`npm {}` failed in {} ({status}); run it there yourself to see why",
+            args[0],
+            folder.display()
+        ));
+    }
+    if !cli(folder).exists() {
+        return Err(format!(
+            "{}: package.json does not depend on componentize-js; add it with `npm install --save-dev --save-exact @bytecodealliance/componentize-js@{COMPONENTIZE_JS_VERSION}`",
+            folder.display()
+        ));
+    }
+    Ok(())
+}
+
+fn cli(folder: &Path) -> PathBuf {
+    folder.join("node_modules/.bin/componentize-js")
+}
+
+fn build(folder: &Path, _name: &str, wasm: &Path) -> Result<(), String> {
+    let manifest = manifest(folder)?;
+    let world = manifest["kfn"]["world"].as_str().unwrap_or_default();
+    if !WORLDS.contains(&world) {
+        return Err(format!(
+            "{}: set \"kfn\": {{\"world\": \"function\"}} (or \"consumer\" / \"supplier\") in package.json",
+            folder.display()
+        ));
+    }
+    let main = manifest["main"].as_str().unwrap_or("app.js");
+    if !folder.join(main).is_file() {
+        return Err(format!(
+            "{}: the module {main} (package.json \"main\") does not exist",
+            folder.display()
+        ));
+    }
+    let wit = find_wit_dir(folder)?;
+    // Another folder may have been the one whose toolchain was checked.
+    install_dependencies(folder)?;
+    let status = Command::new("node")
+        .arg(cli(folder))
+        .arg(main)
+        .arg("--wit")
+        .arg(&wit)
+        .args(["--world-name", world, "--disable"])
+        .args(DISABLED_FEATURES)
+        .arg("-o")
+        .arg(std::path::absolute(wasm).unwrap_or_else(|_| wasm.to_path_buf()))
+        .current_dir(folder)
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run node: {e}"))?;
+    if !status.success() || !wasm.exists() {
+        return Err(format!(
+            "componentize-js failed ({status}); fix the errors above and run `kfn build` again"
+        ));
+    }
+    Ok(())
+}
+
+/// The WIT folder of the repository `folder` is in: the nearest `wit/` holding
+/// `kfn.wit`, walking up from `folder`.
+pub(super) fn find_wit_dir(folder: &Path) -> Result<PathBuf, String> {
+    let start = std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf());
+    start
+        .ancestors()
+        .map(|dir| dir.join("wit"))
+        .find(|wit| wit.join("kfn.wit").is_file())
+        .ok_or_else(|| {
+            format!(
+                "no wit/kfn.wit found in {} or any folder above it; function folders must live inside the kfn repository",
+                start.display()
+            )
+        })
+}

@@ -7,7 +7,7 @@
 //!                                                        └──▶ HTTP / SSE
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,6 +41,8 @@ pub struct Options {
     pub watch: bool,
     /// The config file, for re-validation on change.
     pub config_path: Option<PathBuf>,
+    /// The compile cache; default `.kfn/cache` beside the config.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// A running kfn.
@@ -87,9 +89,18 @@ impl App {
         }
         let sink = Sink::new(&settings).context("creating the Kafka producer")?;
 
-        let engine = WasmEngine::new(Some(config.base_dir.join(".kfn").join("cache")))?;
+        let cache_dir = options
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| config.base_dir.join(".kfn").join("cache"));
+        let engine = WasmEngine::new(Some(cache_dir))?;
         let registry = Registry::new(engine.clone(), events.clone());
-        load_all(&registry, &config.functions.dir).await;
+        load_all(
+            &registry,
+            &config.functions.dir,
+            &config.referenced_functions(),
+        )
+        .await;
 
         let mut tasks = JoinSet::new();
         let mut bindings = Vec::new();
@@ -438,22 +449,36 @@ async fn create_topics(settings: &KafkaSettings, topics: &[String]) {
 }
 
 /// Loads every `*.wasm` in `dir`, compiling in parallel on the blocking pool.
-async fn load_all(registry: &Arc<Registry>, dir: &Path) {
+async fn load_all(registry: &Arc<Registry>, dir: &Path, needed: &BTreeSet<String>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return tracing::warn!(dir = %dir.display(), "functions directory not readable");
     };
-    let mut loads = JoinSet::new();
+    let (mut now, mut later) = (JoinSet::new(), Vec::new());
     for path in entries.filter_map(Result::ok).map(|e| e.path()) {
         if path.extension().is_some_and(|e| e == "wasm")
             && let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned())
         {
-            let registry = registry.clone();
-            loads.spawn(async move {
-                let _ = registry.load(&name, &path).await;
-            });
+            if needed.contains(&name) {
+                let registry = registry.clone();
+                now.spawn(async move {
+                    let _ = registry.load(&name, &path).await;
+                });
+            } else {
+                later.push((name, path));
+            }
         }
     }
-    while loads.join_next().await.is_some() {}
+    while now.join_next().await.is_some() {}
+    // Functions nothing binds yet are loaded (and their compile cached) in the
+    // background, one at a time, so they never delay start-up or the data path.
+    if !later.is_empty() {
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            for (name, path) in later {
+                let _ = registry.load(&name, &path).await;
+            }
+        });
+    }
 }
 
 async fn sample_rates(bindings: Vec<Arc<BindingStats>>, shutdown: CancellationToken) {

@@ -203,6 +203,7 @@ async fn up(
             listen,
             watch: true,
             config_path: Some(config_path.clone()),
+            cache_dir: None,
         },
     )
     .await?;

@@ -35,6 +35,7 @@ async fn start(yaml: &str, functions: &[(&str, PathBuf)]) -> (App, tempfile::Tem
             listen: Some("127.0.0.1:0".parse().unwrap()),
             watch: true,
             config_path: Some(path),
+            cache_dir: Some(common::cache_dir()),
         },
     )
     .await

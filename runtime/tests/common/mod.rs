@@ -19,6 +19,12 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// A compile cache shared by the tests of a checkout, so each component is compiled
+/// cold once rather than once per test.
+pub fn cache_dir() -> PathBuf {
+    repo_root().join("target").join("kfn-test-cache")
+}
+
 /// A built test guest (`runtime/tests/guests/NAME.wasm`).
 pub fn guest(name: &str) -> PathBuf {
     built(

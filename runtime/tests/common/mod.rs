@@ -122,8 +122,8 @@ pub fn reader(bootstrap: &str, topic: &str) -> StreamConsumer {
         .set("group.id", format!("test-reader-{topic}-{}", rand_suffix()))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
-        .set("session.timeout.ms", "1500")
-        .set("heartbeat.interval.ms", "150")
+        // The lowest a real broker accepts by default; one-member groups join at once.
+        .set("session.timeout.ms", "6000")
         .create()
         .expect("test consumer");
     c.subscribe(&[topic]).expect("subscribe");

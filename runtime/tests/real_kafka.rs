@@ -1,0 +1,269 @@
+//! Delivery guarantees on a real Apache Kafka broker, proven by killing things.
+//!
+//! These tests need a broker: `scripts/kafka.sh start`, then
+//! `KFN_TEST_KAFKA=127.0.0.1:19092 cargo test --test real_kafka -- --include-ignored --test-threads=1`
+//! (`.ci/run` does this). They are `#[ignore]`d otherwise, which cargo reports, so
+//! they never pass silently. They share one broker and one of them stops it: run
+//! them one at a time.
+//!
+//! What they prove (at-least-once, kfn's guarantee for function bindings):
+//! - crash: `kill -9` of kfn at random moments, five times, loses no record;
+//! - shutdown: SIGTERM drains, commits and exits 0; a restart continues without a
+//!   gap and (after a clean stop) without duplicates;
+//! - outage: the broker dies and returns mid-stream; kfn reports it and loses nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use common::{eventually, producer, read_until_quiet, reader};
+use rdkafka::producer::FutureRecord;
+
+const NEEDS_KAFKA: &str = "needs a real Kafka broker: scripts/kafka.sh start, then set KFN_TEST_KAFKA=127.0.0.1:19092 and pass --include-ignored";
+const LONG: Duration = Duration::from_secs(120);
+
+fn bootstrap() -> String {
+    std::env::var("KFN_TEST_KAFKA").unwrap_or_else(|_| panic!("KFN_TEST_KAFKA is not set: this test {NEEDS_KAFKA}"))
+}
+
+/// A unique suffix so reruns against the same broker never see old topics or groups.
+fn unique() -> String {
+    format!("{}-{}", std::process::id(), kfn::record::now_ms())
+}
+
+/// A kfn process running `kfn.yaml` in `dir`.
+struct Kfn {
+    child: Child,
+    http: String,
+}
+
+impl Kfn {
+    fn start(dir: &Path) -> Kfn {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kfn"))
+            .args(["up", "--no-build", "--listen", "127.0.0.1:0", "--config"])
+            .arg(dir.join("kfn.yaml"))
+            .env("KFN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn kfn");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.split("dashboard: ").nth(1) {
+                    let _ = tx.send(url.trim().trim_start_matches("http://").to_string());
+                }
+            }
+        });
+        let http = rx.recv_timeout(LONG).expect("kfn printed its dashboard address");
+        Kfn { child, http }
+    }
+
+    fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit status (or a panic if it does not exit within `limit`).
+    fn terminate(mut self, limit: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "kfn did not exit within {limit:?} of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Kfn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A kfn app with one function binding (the probe guest) from `input` to `output`.
+fn app_dir(input: &str, output: &str, id: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("functions")).unwrap();
+    std::fs::copy(common::guest("probe"), dir.path().join("functions/probe.wasm")).unwrap();
+    let yaml = format!(
+        "kafka:\n  brokers: {}\n  application-id: crash-{id}\n  properties:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n\
+         bindings:\n  probe: {{ function: probe, in: {input}, out: {output} }}\n",
+        bootstrap()
+    );
+    std::fs::write(dir.path().join("kfn.yaml"), yaml).unwrap();
+    dir
+}
+
+/// Produces `count` numbered, keyed records at about `per_sec`, in the background.
+fn produce_numbered(topic: String, count: u32, per_sec: u32) -> (tokio::task::JoinHandle<()>, Arc<AtomicU32>) {
+    let sent = Arc::new(AtomicU32::new(0));
+    let counter = sent.clone();
+    let handle = tokio::spawn(async move {
+        let p = producer(&bootstrap());
+        let mut pending = futures::stream::FuturesUnordered::new();
+        let started = std::time::Instant::now();
+        for i in 0..count {
+            let (p, topic, key, value) = (p.clone(), topic.clone(), format!("k{}", i % 64), i.to_string());
+            pending.push(async move {
+                p.send(FutureRecord::to(&topic).key(&key).payload(&value), Duration::from_secs(300))
+                    .await
+                    .map_err(|(e, _)| e)
+                    .expect("produce");
+            });
+            if pending.len() >= 1000 {
+                futures::StreamExt::next(&mut pending).await;
+            }
+            counter.store(i + 1, Ordering::Relaxed);
+            let due = Duration::from_secs_f64(f64::from(i + 1) / f64::from(per_sec));
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        while futures::StreamExt::next(&mut pending).await.is_some() {}
+    });
+    (handle, sent)
+}
+
+/// How many times each input number appears on `topic`, read until quiet.
+async fn outputs(topic: &str) -> BTreeMap<u32, u32> {
+    let mut seen = BTreeMap::new();
+    for r in read_until_quiet(&reader(&bootstrap(), topic), Duration::from_secs(5)).await {
+        let n = r.value.trim_start_matches("probe-v1:").parse::<u32>().unwrap();
+        *seen.entry(n).or_insert(0) += 1;
+    }
+    seen
+}
+
+async fn wait_for_all(topic: &str, count: u32) -> BTreeMap<u32, u32> {
+    eventually(LONG, &format!("all {count} inputs on {topic}"), async || {
+        let seen = outputs(topic).await;
+        (seen.len() == count as usize).then_some(seen)
+    })
+    .await
+}
+
+fn create_topic(topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<_> = rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap()).create().unwrap();
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::block_in_place(|| {
+        rt.block_on(admin.create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new()))
+    })
+    .expect("create topic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real Kafka broker: see the module docs"]
+async fn crash_kill_9_five_times_loses_nothing() {
+    let id = unique();
+    let (input, output) = (format!("crash-in-{id}"), format!("crash-out-{id}"));
+    create_topic(&input, 6);
+    create_topic(&output, 6);
+    let dir = app_dir(&input, &output, &id);
+    let total = 100_000;
+    // ~20 s of input, so every kill lands mid-stream.
+    let (producing, sent) = produce_numbered(input.clone(), total, 5_000);
+
+    let mut rng_state = kfn::record::now_ms() as u64;
+    let mut next = move |lo: u64, hi: u64| {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        lo + rng_state % (hi - lo)
+    };
+    for round in 1..=5 {
+        let kfn = Kfn::start(dir.path());
+        let wait = next(1_000, 4_000);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        eprintln!("crash round {round}: kill -9 after {wait} ms ({} produced so far)", sent.load(Ordering::Relaxed));
+        kfn.kill9();
+    }
+    let kfn = Kfn::start(dir.path());
+    producing.await.unwrap();
+    let seen = wait_for_all(&output, total).await;
+    let duplicates: u32 = seen.values().map(|n| n - 1).sum();
+    eprintln!("crash: {total} inputs, all have outputs; {duplicates} duplicates from replays (at-least-once)");
+    assert!((0..total).all(|n| seen.contains_key(&n)));
+    kfn.terminate(Duration::from_secs(30));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real Kafka broker: see the module docs"]
+async fn sigterm_drains_commits_and_exits_zero_and_a_restart_continues() {
+    let id = unique();
+    let (input, output) = (format!("term-in-{id}"), format!("term-out-{id}"));
+    create_topic(&input, 3);
+    create_topic(&output, 3);
+    let dir = app_dir(&input, &output, &id);
+    let total = 20_000;
+    let (producing, _) = produce_numbered(input.clone(), total, 4_000);
+
+    let kfn = Kfn::start(dir.path());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = kfn.terminate(Duration::from_secs(30));
+    assert!(status.success(), "kfn exited with {status} on SIGTERM");
+    let before = outputs(&output).await;
+    assert!(!before.is_empty() && before.len() < total as usize, "stopped mid-stream ({} done)", before.len());
+
+    let kfn = Kfn::start(dir.path());
+    producing.await.unwrap();
+    let seen = wait_for_all(&output, total).await;
+    let duplicates: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).map(|(k, _)| *k).collect();
+    assert!(duplicates.is_empty(), "a clean stop commits what it did: {} replayed", duplicates.len());
+    assert!(kfn.terminate(Duration::from_secs(30)).success());
+}
+
+fn kafka_script(command: &str) {
+    let script = common::repo_root().join("scripts/kafka.sh");
+    let status = Command::new("bash").arg(&script).arg(command).status().unwrap();
+    assert!(status.success(), "scripts/kafka.sh {command} failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real Kafka broker: see the module docs"]
+async fn a_broker_outage_is_reported_and_loses_nothing() {
+    let id = unique();
+    let (input, output) = (format!("outage-in-{id}"), format!("outage-out-{id}"));
+    create_topic(&input, 3);
+    create_topic(&output, 3);
+    let dir = app_dir(&input, &output, &id);
+    let total = 30_000;
+    let kfn = Kfn::start(dir.path());
+    let http: std::net::SocketAddr = kfn.http.parse().unwrap();
+    let (producing, sent) = produce_numbered(input.clone(), total, 3_000);
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    eprintln!("outage: killing the broker after {} records", sent.load(Ordering::Relaxed));
+    kafka_script("kill");
+    eventually(Duration::from_secs(30), "kfn to report the broker down", async || {
+        let (status, body) = common::http(http, "GET", "/api/health", "").await;
+        (status == 503 && body.contains("\"down\"")).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    kafka_script("start");
+    eventually(LONG, "kfn to report the broker up", async || {
+        let (status, _) = common::http(http, "GET", "/api/health", "").await;
+        (status == 200).then_some(())
+    })
+    .await;
+
+    producing.await.unwrap();
+    let seen = wait_for_all(&output, total).await;
+    assert!((0..total).all(|n| seen.contains_key(&n)), "every record made it through the outage");
+    assert!(kfn.terminate(Duration::from_secs(30)).success());
+}
+

@@ -28,7 +28,8 @@ const NEEDS_KAFKA: &str = "needs a real Kafka broker: scripts/kafka.sh start, th
 const LONG: Duration = Duration::from_secs(120);
 
 fn bootstrap() -> String {
-    std::env::var("KFN_TEST_KAFKA").unwrap_or_else(|_| panic!("KFN_TEST_KAFKA is not set: this test {NEEDS_KAFKA}"))
+    std::env::var("KFN_TEST_KAFKA")
+        .unwrap_or_else(|_| panic!("KFN_TEST_KAFKA is not set: this test {NEEDS_KAFKA}"))
 }
 
 /// A unique suffix so reruns against the same broker never see old topics or groups.
@@ -56,13 +57,18 @@ impl Kfn {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if let Some(url) = line.split("dashboard: ").nth(1) {
                     let _ = tx.send(url.trim().trim_start_matches("http://").to_string());
                 }
             }
         });
-        let http = rx.recv_timeout(LONG).expect("kfn printed its dashboard address");
+        let http = rx
+            .recv_timeout(LONG)
+            .expect("kfn printed its dashboard address");
         Kfn { child, http }
     }
 
@@ -80,7 +86,10 @@ impl Kfn {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(std::time::Instant::now() < deadline, "kfn did not exit within {limit:?} of SIGTERM");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "kfn did not exit within {limit:?} of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -97,7 +106,11 @@ impl Drop for Kfn {
 fn app_dir(input: &str, output: &str, id: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("functions")).unwrap();
-    std::fs::copy(common::guest("probe"), dir.path().join("functions/probe.wasm")).unwrap();
+    std::fs::copy(
+        common::guest("probe"),
+        dir.path().join("functions/probe.wasm"),
+    )
+    .unwrap();
     let yaml = format!(
         "kafka:\n  brokers: {}\n  application-id: crash-{id}\n  properties:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n\
          bindings:\n  probe: {{ function: probe, in: {input}, out: {output} }}\n",
@@ -108,7 +121,11 @@ fn app_dir(input: &str, output: &str, id: &str) -> tempfile::TempDir {
 }
 
 /// Produces `count` numbered, keyed records at about `per_sec`, in the background.
-fn produce_numbered(topic: String, count: u32, per_sec: u32) -> (tokio::task::JoinHandle<()>, Arc<AtomicU32>) {
+fn produce_numbered(
+    topic: String,
+    count: u32,
+    per_sec: u32,
+) -> (tokio::task::JoinHandle<()>, Arc<AtomicU32>) {
     let sent = Arc::new(AtomicU32::new(0));
     let counter = sent.clone();
     let handle = tokio::spawn(async move {
@@ -116,12 +133,20 @@ fn produce_numbered(topic: String, count: u32, per_sec: u32) -> (tokio::task::Jo
         let mut pending = futures::stream::FuturesUnordered::new();
         let started = std::time::Instant::now();
         for i in 0..count {
-            let (p, topic, key, value) = (p.clone(), topic.clone(), format!("k{}", i % 64), i.to_string());
+            let (p, topic, key, value) = (
+                p.clone(),
+                topic.clone(),
+                format!("k{}", i % 64),
+                i.to_string(),
+            );
             pending.push(async move {
-                p.send(FutureRecord::to(&topic).key(&key).payload(&value), Duration::from_secs(300))
-                    .await
-                    .map_err(|(e, _)| e)
-                    .expect("produce");
+                p.send(
+                    FutureRecord::to(&topic).key(&key).payload(&value),
+                    Duration::from_secs(300),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .expect("produce");
             });
             if pending.len() >= 1000 {
                 futures::StreamExt::next(&mut pending).await;
@@ -141,26 +166,40 @@ fn produce_numbered(topic: String, count: u32, per_sec: u32) -> (tokio::task::Jo
 async fn outputs(topic: &str) -> BTreeMap<u32, u32> {
     let mut seen = BTreeMap::new();
     for r in read_until_quiet(&reader(&bootstrap(), topic), Duration::from_secs(5)).await {
-        let n = r.value.trim_start_matches("probe-v1:").parse::<u32>().unwrap();
+        let n = r
+            .value
+            .trim_start_matches("probe-v1:")
+            .parse::<u32>()
+            .unwrap();
         *seen.entry(n).or_insert(0) += 1;
     }
     seen
 }
 
 async fn wait_for_all(topic: &str, count: u32) -> BTreeMap<u32, u32> {
-    eventually(LONG, &format!("all {count} inputs on {topic}"), async || {
-        let seen = outputs(topic).await;
-        (seen.len() == count as usize).then_some(seen)
-    })
+    eventually(
+        LONG,
+        &format!("all {count} inputs on {topic}"),
+        async || {
+            let seen = outputs(topic).await;
+            (seen.len() == count as usize).then_some(seen)
+        },
+    )
     .await
 }
 
 fn create_topic(topic: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<_> = rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap()).create().unwrap();
+    let admin: AdminClient<_> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
     let rt = tokio::runtime::Handle::current();
     tokio::task::block_in_place(|| {
-        rt.block_on(admin.create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new()))
+        rt.block_on(admin.create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
     })
     .expect("create topic");
 }
@@ -188,14 +227,19 @@ async fn crash_kill_9_five_times_loses_nothing() {
         let kfn = Kfn::start(dir.path());
         let wait = next(1_000, 4_000);
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        eprintln!("crash round {round}: kill -9 after {wait} ms ({} produced so far)", sent.load(Ordering::Relaxed));
+        eprintln!(
+            "crash round {round}: kill -9 after {wait} ms ({} produced so far)",
+            sent.load(Ordering::Relaxed)
+        );
         kfn.kill9();
     }
     let kfn = Kfn::start(dir.path());
     producing.await.unwrap();
     let seen = wait_for_all(&output, total).await;
     let duplicates: u32 = seen.values().map(|n| n - 1).sum();
-    eprintln!("crash: {total} inputs, all have outputs; {duplicates} duplicates from replays (at-least-once)");
+    eprintln!(
+        "crash: {total} inputs, all have outputs; {duplicates} duplicates from replays (at-least-once)"
+    );
     assert!((0..total).all(|n| seen.contains_key(&n)));
     kfn.terminate(Duration::from_secs(30));
 }
@@ -216,19 +260,35 @@ async fn sigterm_drains_commits_and_exits_zero_and_a_restart_continues() {
     let status = kfn.terminate(Duration::from_secs(30));
     assert!(status.success(), "kfn exited with {status} on SIGTERM");
     let before = outputs(&output).await;
-    assert!(!before.is_empty() && before.len() < total as usize, "stopped mid-stream ({} done)", before.len());
+    assert!(
+        !before.is_empty() && before.len() < total as usize,
+        "stopped mid-stream ({} done)",
+        before.len()
+    );
 
     let kfn = Kfn::start(dir.path());
     producing.await.unwrap();
     let seen = wait_for_all(&output, total).await;
-    let duplicates: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).map(|(k, _)| *k).collect();
-    assert!(duplicates.is_empty(), "a clean stop commits what it did: {} replayed", duplicates.len());
+    let duplicates: Vec<_> = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| *k)
+        .collect();
+    assert!(
+        duplicates.is_empty(),
+        "a clean stop commits what it did: {} replayed",
+        duplicates.len()
+    );
     assert!(kfn.terminate(Duration::from_secs(30)).success());
 }
 
 fn kafka_script(command: &str) {
     let script = common::repo_root().join("scripts/kafka.sh");
-    let status = Command::new("bash").arg(&script).arg(command).status().unwrap();
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg(command)
+        .status()
+        .unwrap();
     assert!(status.success(), "scripts/kafka.sh {command} failed");
 }
 
@@ -246,12 +306,19 @@ async fn a_broker_outage_is_reported_and_loses_nothing() {
     let (producing, sent) = produce_numbered(input.clone(), total, 3_000);
 
     tokio::time::sleep(Duration::from_secs(3)).await;
-    eprintln!("outage: killing the broker after {} records", sent.load(Ordering::Relaxed));
+    eprintln!(
+        "outage: killing the broker after {} records",
+        sent.load(Ordering::Relaxed)
+    );
     kafka_script("kill");
-    eventually(Duration::from_secs(30), "kfn to report the broker down", async || {
-        let (status, body) = common::http(http, "GET", "/api/health", "").await;
-        (status == 503 && body.contains("\"down\"")).then_some(())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "kfn to report the broker down",
+        async || {
+            let (status, body) = common::http(http, "GET", "/api/health", "").await;
+            (status == 503 && body.contains("\"down\"")).then_some(())
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     kafka_script("start");
@@ -263,7 +330,9 @@ async fn a_broker_outage_is_reported_and_loses_nothing() {
 
     producing.await.unwrap();
     let seen = wait_for_all(&output, total).await;
-    assert!((0..total).all(|n| seen.contains_key(&n)), "every record made it through the outage");
+    assert!(
+        (0..total).all(|n| seen.contains_key(&n)),
+        "every record made it through the outage"
+    );
     assert!(kfn.terminate(Duration::from_secs(30)).success());
 }
-

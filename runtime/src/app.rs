@@ -25,7 +25,7 @@ use crate::pipeline::{
     self, AnalyticsStep, Binding, ConsumerStep, FunctionStep, KeySelector, Retry, ValueSelector,
 };
 use crate::wasm::{GuestIdentity, Limits, Registry, WasmEngine, Worker, World};
-use crate::window::{AggregateKind, WindowSpec, WindowStore};
+use crate::window::{AggregateKind, WindowSpec, WindowStore, changelog};
 
 /// Partitions of the topics kfn creates on the embedded broker.
 const PARTITIONS: i32 = 3;
@@ -71,7 +71,7 @@ impl App {
             config::Brokers::Embedded => {
                 let broker = tokio::task::spawn_blocking(EmbeddedBroker::start).await??;
                 let bootstrap = broker.bootstrap().to_string();
-                for topic in topics(&config) {
+                for topic in topics(&config).into_iter().chain(changelogs(&config)) {
                     broker.create_topic(&topic, PARTITIONS)?;
                 }
                 (Some(broker), bootstrap)
@@ -85,7 +85,8 @@ impl App {
             properties: config.kafka.properties.clone(),
         };
         if broker.is_none() {
-            create_topics(&settings, &topics(&config)).await;
+            create_topics(&settings, &topics(&config), false).await;
+            create_topics(&settings, &changelogs(&config), true).await;
         }
         let sink = Sink::new(&settings).context("creating the Kafka producer")?;
 
@@ -221,7 +222,9 @@ impl App {
                 a.output.clone(),
             );
             bindings.push(stats.clone());
+            let changelog = changelog::topic(&config.kafka.application_id, name);
             let step = AnalyticsStep {
+                changelog: Some(changelog.clone()),
                 worker: a
                     .function
                     .as_ref()
@@ -246,11 +249,19 @@ impl App {
                 events: events.clone(),
                 shutdown: shutdown.clone(),
             };
-            tasks.spawn(pipeline::run_records(binding, step));
+            let (settings, events) = (settings.clone(), events.clone());
+            let restoring = store.clone();
+            tasks.spawn(async move {
+                // The store is rebuilt from its changelog before any record is read.
+                if restore(&settings, &changelog, restoring, &binding.stats, &events).await {
+                    pipeline::run_records(binding, step).await;
+                }
+            });
             tasks.spawn(pipeline::run_closer(
                 store,
                 sink.clone(),
                 a.output.clone(),
+                Some(changelog::topic(&config.kafka.application_id, name)),
                 stats,
                 shutdown.clone(),
             ));
@@ -396,7 +407,87 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Every topic the config reads or writes, including dead-letter topics.
+/// Replays a store's changelog into it, showing progress on the stage's status.
+/// Returns false if the changelog cannot be read (the stage then stays stopped, with
+/// the reason shown, rather than run on incomplete state).
+async fn restore(
+    settings: &KafkaSettings,
+    changelog: &str,
+    store: Arc<WindowStore>,
+    stats: &Arc<BindingStats>,
+    events: &Events,
+) -> bool {
+    let started = std::time::Instant::now();
+    let (settings_, topic, progress_stats) =
+        (settings.clone(), changelog.to_string(), stats.clone());
+    let replayed = tokio::task::spawn_blocking(move || {
+        let mut bad = 0u64;
+        let n = crate::kafka::replay(
+            &settings_,
+            &topic,
+            |key, value| {
+                if store.restore(key, value).is_err() {
+                    bad += 1;
+                }
+            },
+            |done, total| {
+                progress_stats.set_state(
+                    crate::observe::BindingState::Starting,
+                    Some(format!(
+                        "restoring state from {topic}: {done} of {total} records"
+                    )),
+                );
+            },
+        );
+        n.map(|n| (n, bad))
+    })
+    .await;
+    let name = &stats.name;
+    match replayed {
+        Ok(Ok((n, bad))) => {
+            let ms = started.elapsed().as_millis();
+            if n > 0 {
+                let skipped = if bad > 0 {
+                    format!(" ({bad} unreadable records skipped)")
+                } else {
+                    String::new()
+                };
+                tracing::info!(store = %name, records = n, ms, "state restored from {changelog}{skipped}");
+                events.emit(
+                    EventKind::Info,
+                    name,
+                    format!("state restored: {n} changelog records in {ms} ms{skipped}"),
+                );
+            }
+            true
+        }
+        Ok(Err(e)) => {
+            let reason = format!("cannot restore state from {changelog}: {e}");
+            tracing::error!(store = %name, "{reason}");
+            events.emit(EventKind::Broker, name, reason.clone());
+            stats.set_state(crate::observe::BindingState::Stopped, Some(reason));
+            false
+        }
+        Err(e) => {
+            stats.set_state(
+                crate::observe::BindingState::Stopped,
+                Some(format!("restore failed: {e}")),
+            );
+            false
+        }
+    }
+}
+
+/// Every topic the config reads or writes, including dead-letter topics; the
+/// changelog topics of stores are returned apart, because they are compacted.
+fn changelogs(config: &Config) -> Vec<String> {
+    config
+        .analytics
+        .keys()
+        .map(|store| changelog::topic(&config.kafka.application_id, store))
+        .collect()
+}
+
 fn topics(config: &Config) -> Vec<String> {
     let mut t = std::collections::BTreeSet::new();
     for b in config.bindings.values() {
@@ -415,7 +506,7 @@ fn topics(config: &Config) -> Vec<String> {
 
 /// Creates missing topics on a real cluster; an existing topic is fine, and a failure
 /// is only logged (the broker may auto-create, or an operator manages topics).
-async fn create_topics(settings: &KafkaSettings, topics: &[String]) {
+async fn create_topics(settings: &KafkaSettings, topics: &[String], compact: bool) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
     let admin: AdminClient<DefaultClientContext> = match settings.producer().create() {
@@ -426,7 +517,14 @@ async fn create_topics(settings: &KafkaSettings, topics: &[String]) {
     };
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(-1)))
+        .map(|t| {
+            let topic = NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(-1));
+            if compact {
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic
+            }
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     match tokio::time::timeout(Duration::from_secs(15), admin.create_topics(&new, &opts)).await {

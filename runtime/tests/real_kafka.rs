@@ -336,3 +336,114 @@ async fn a_broker_outage_is_reported_and_loses_nothing() {
     );
     assert!(kfn.terminate(Duration::from_secs(30)).success());
 }
+
+/// A kfn app with one analytics stage counting `input` by record key in day-long windows
+/// (an hour of grace), so the window under test stays open for the whole test.
+fn counting_app_dir(input: &str, id: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("functions")).unwrap();
+    let yaml = format!(
+        "kafka:\n  brokers: {}\n  application-id: state-{id}\n  properties:\n    session.timeout.ms: 6000\n\
+         analytics:\n  counts: {{ in: {input}, key: record-key, window: {{ tumbling: 24h, grace: 1h }}, aggregate: count }}\n",
+        bootstrap()
+    );
+    std::fs::write(dir.path().join("kfn.yaml"), yaml).unwrap();
+    dir
+}
+
+/// Total count per key in the store, over the API.
+async fn counts(http: std::net::SocketAddr) -> BTreeMap<String, u64> {
+    let windows = common::get_json(http, "/api/stores/counts").await;
+    let mut out = BTreeMap::new();
+    for w in windows["windows"].as_array().unwrap() {
+        *out.entry(w["key"].as_str().unwrap().to_string())
+            .or_default() += w["value"].as_u64().unwrap();
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real Kafka broker: see the module docs"]
+async fn window_state_is_restored_from_its_changelog() {
+    let id = unique();
+    let input = format!("state-in-{id}");
+    create_topic(&input, 3);
+    let keys: u32 = std::env::var("KFN_TEST_RESTORE_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    // One record per key, all in today's window.
+    let ts = kfn::record::now_ms();
+    let p = producer(&bootstrap());
+    let mut pending = futures::stream::FuturesUnordered::new();
+    for i in 0..keys {
+        let (p, input) = (p.clone(), input.clone());
+        pending.push(async move {
+            let key = format!("key-{i}");
+            p.send(
+                FutureRecord::to(&input)
+                    .key(&key)
+                    .payload("x")
+                    .timestamp(ts),
+                Duration::from_secs(60),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produce");
+        });
+        if pending.len() >= 5_000 {
+            futures::StreamExt::next(&mut pending).await;
+        }
+    }
+    while futures::StreamExt::next(&mut pending).await.is_some() {}
+
+    let dir = counting_app_dir(&input, &id);
+    let kfn = Kfn::start(dir.path());
+    let http: std::net::SocketAddr = kfn.http.parse().unwrap();
+    let before = eventually(LONG, "every key counted", async || {
+        let c = counts(http).await;
+        (c.len() == keys as usize).then_some(c)
+    })
+    .await;
+    assert!(before.values().all(|&n| n == 1));
+    assert!(kfn.terminate(Duration::from_secs(30)).success());
+
+    // A new process: the state comes back from the changelog, not from re-reading input
+    // (its offsets were committed), so nothing is counted twice.
+    let started = std::time::Instant::now();
+    let kfn = Kfn::start(dir.path());
+    let http: std::net::SocketAddr = kfn.http.parse().unwrap();
+    let after = eventually(LONG, "the store to be restored", async || {
+        let c = counts(http).await;
+        (c.len() == keys as usize).then_some(c)
+    })
+    .await;
+    eprintln!(
+        "restore: {keys} window-keys back in {:?} (process start included)",
+        started.elapsed()
+    );
+    assert_eq!(
+        after, before,
+        "restored counts equal the counts before the restart"
+    );
+
+    produce_one(&input, "key-0", ts).await;
+    eventually(
+        LONG,
+        "the next record to add to the restored count",
+        async || (counts(http).await.get("key-0") == Some(&2)).then_some(()),
+    )
+    .await;
+    assert!(kfn.terminate(Duration::from_secs(30)).success());
+}
+
+async fn produce_one(topic: &str, key: &str, ts: i64) {
+    producer(&bootstrap())
+        .send(
+            FutureRecord::to(topic).key(key).payload("x").timestamp(ts),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("produce");
+}

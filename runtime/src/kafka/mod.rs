@@ -4,14 +4,17 @@
 //! - [`Source`]: a consumer-group member reading one topic; offsets are stored only
 //!   when the caller acknowledges a record, i.e. after its effects are durable;
 //! - [`Sink`]: the shared producer; sends are retried until acknowledged, and failed
-//!   records become dead-letter records with the error in their headers.
+//!   records become dead-letter records with the error in their headers;
+//! - [`replay`]: read a topic to its end once (restoring a store from its changelog).
 
 pub mod embedded;
+mod replay;
 mod settings;
 mod sink;
 mod source;
 
 pub use embedded::EmbeddedBroker;
+pub use replay::replay;
 pub use settings::KafkaSettings;
 pub use sink::{Sink, dead_letter};
 pub use source::Source;

@@ -94,6 +94,26 @@ impl Sink {
             .map_err(|e| e.to_string())
     }
 
+    /// Sends a tombstone (a key with no value), retrying like [`Sink::send`].
+    pub async fn send_tombstone(&self, topic: &str, key: &[u8]) -> Result<(i32, i64), KafkaError> {
+        let mut attempt = 0;
+        loop {
+            let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).key(key);
+            match self
+                .producer
+                .send(record, Timeout::After(Duration::from_secs(5)))
+                .await
+            {
+                Ok(d) => return Ok((d.partition, d.offset)),
+                Err((e, _)) if is_permanent(&e) => return Err(e),
+                Err(_) => {
+                    tokio::time::sleep(BACKOFF[attempt.min(BACKOFF.len() - 1)]).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
     /// Waits for everything queued to be delivered.
     pub fn flush(&self, timeout: Duration) {
         if let Err(e) = self.producer.flush(Timeout::After(timeout)) {

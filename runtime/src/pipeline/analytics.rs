@@ -15,6 +15,7 @@ use crate::observe::{BindingStats, EventKind};
 use crate::record::{Output, Record};
 use crate::wasm::Worker;
 use crate::window::WindowStore;
+use crate::window::changelog::{self, Entry};
 
 /// How often due windows are closed.
 const CLOSE_EVERY: Duration = Duration::from_millis(100);
@@ -39,6 +40,9 @@ pub enum ValueSelector {
 
 pub struct AnalyticsStep {
     pub worker: Option<Worker>,
+    /// The store's changelog topic: every window change is written there before the
+    /// input record's offset is stored, so the state survives a crash.
+    pub changelog: Option<String>,
     pub retry: Retry,
     pub store: Arc<WindowStore>,
     pub key: KeySelector,
@@ -108,19 +112,31 @@ impl Step for AnalyticsStep {
                 }
             }
         }
+        let mut changes = Vec::with_capacity(points.len());
         for (key, value) in points {
-            if let Err(late) = self.store.add(record.timestamp_ms, &key, value) {
-                return Outcome::Fail {
-                    error: format!(
-                        "late record: window [{}, {}) of key '{key}' closed at watermark {}",
-                        late.window_start, late.window_end, late.watermark
-                    ),
-                    kind: EventKind::LateRecord,
-                    attempts: 1,
-                };
+            match self.store.add(record.timestamp_ms, &key, value) {
+                Ok(entry) => changes.push(entry),
+                Err(late) => {
+                    return Outcome::Fail {
+                        error: format!(
+                            "late record: window [{}, {}) of key '{key}' closed at watermark {}",
+                            late.window_start, late.window_end, late.watermark
+                        ),
+                        kind: EventKind::LateRecord,
+                        attempts: 1,
+                    };
+                }
             }
         }
-        Outcome::Emit(Vec::new())
+        let Some(changelog) = &self.changelog else {
+            return Outcome::Emit(Vec::new());
+        };
+        Outcome::Emit(
+            changes
+                .iter()
+                .map(|e| changelog_record(changelog, e))
+                .collect(),
+        )
     }
 
     fn changed(&self) -> Option<watch::Receiver<u64>> {
@@ -128,12 +144,24 @@ impl Step for AnalyticsStep {
     }
 }
 
+fn changelog_record(topic: &str, entry: &Entry) -> Output {
+    Output {
+        topic: Some(topic.to_string()),
+        key: Some(entry.record_key()),
+        value: entry.to_json(),
+        headers: Vec::new(),
+    }
+}
+
 /// Closes due windows every [`CLOSE_EVERY`] and publishes each final value to `out`
-/// as `{"store","key","start","end","value"}`, keyed by the group key.
+/// as `{"store","key","start","end","value"}`, keyed by the group key. Closing and
+/// forgetting windows are recorded in the changelog too, so a restored store neither
+/// re-publishes closed windows nor resurrects forgotten ones.
 pub async fn run_closer(
     store: Arc<WindowStore>,
     sink: Sink,
     out: Option<String>,
+    changelog: Option<String>,
     stats: Arc<BindingStats>,
     shutdown: CancellationToken,
 ) {
@@ -146,7 +174,29 @@ pub async fn run_closer(
             _ = tick.tick() => {}
             Some(_) = sends.join_next(), if !sends.is_empty() => continue,
         }
-        for closed in store.close_due() {
+        let (closed_windows, forgotten) = store.close_due();
+        if let Some(changelog) = &changelog {
+            for closed in &closed_windows {
+                let entry = Entry::new(closed.start, &closed.key, &closed.acc, true);
+                let (sink, record, topic) = (
+                    sink.clone(),
+                    changelog_record(changelog, &entry),
+                    changelog.clone(),
+                );
+                sends.spawn(async move {
+                    let _ = sink.send(&topic, &record).await;
+                });
+            }
+            for (start, key) in forgotten {
+                let (sink, topic) = (sink.clone(), changelog.clone());
+                sends.spawn(async move {
+                    let _ = sink
+                        .send_tombstone(&topic, &changelog::record_key(start, &key))
+                        .await;
+                });
+            }
+        }
+        for closed in closed_windows {
             let Some(topic) = out.clone() else { continue };
             let value = serde_json::json!({
                 "store": store.name,

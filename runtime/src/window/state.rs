@@ -85,8 +85,39 @@ impl WindowState {
         Some(self.watermark)
     }
 
-    /// Adds `value` for `key` at event time `ts`.
-    pub fn add(&mut self, ts: i64, key: &str, value: f64, now: Instant) -> Result<(), Late> {
+    /// Puts a window back as the changelog last recorded it (on restore). Stream time
+    /// resumes from the latest restored window.
+    pub fn restore(&mut self, start: i64, key: &str, acc: Acc, closed: bool, now: Instant) {
+        let id = (start, key.to_string());
+        if closed {
+            self.open.remove(&id);
+            self.closed.insert(id, acc);
+        } else {
+            self.closed.remove(&id);
+            self.open.insert(id, acc);
+        }
+        if self.stream_time.is_none_or(|st| start > st) {
+            self.stream_time = Some(start);
+            self.advanced_at = Some(now);
+        }
+    }
+
+    /// Forgets a window (a changelog tombstone).
+    pub fn forget(&mut self, start: i64, key: &str) {
+        let id = (start, key.to_string());
+        self.open.remove(&id);
+        self.closed.remove(&id);
+    }
+
+    /// Adds `value` for `key` at event time `ts`; returns the window's start and its
+    /// updated accumulator (what the changelog records).
+    pub fn add(
+        &mut self,
+        ts: i64,
+        key: &str,
+        value: f64,
+        now: Instant,
+    ) -> Result<(i64, Acc), Late> {
         if self.stream_time.is_none_or(|st| ts > st) {
             self.stream_time = Some(ts);
             self.advanced_at = Some(now);
@@ -103,16 +134,18 @@ impl WindowState {
                 watermark,
             });
         }
-        self.open
-            .entry((start, key.to_string()))
-            .or_default()
-            .add(value);
-        Ok(())
+        let acc = self.open.entry((start, key.to_string())).or_default();
+        acc.add(value);
+        Ok((start, *acc))
     }
 
     /// Closes every window due as of `now`, in (start, key) order, and forgets closed
     /// windows past retention.
-    pub fn close_due(&mut self, now: Instant) -> Vec<ClosedWindow> {
+    pub fn close_due(
+        &mut self,
+        now: Instant,
+        forgotten: &mut Vec<(i64, String)>,
+    ) -> Vec<ClosedWindow> {
         let Some(watermark) = self.watermark(now) else {
             return Vec::new();
         };
@@ -136,7 +169,7 @@ impl WindowState {
             if entry.key().0 >= horizon {
                 break;
             }
-            entry.remove();
+            forgotten.push(entry.remove_entry().0);
         }
         out
     }
@@ -210,10 +243,10 @@ mod tests {
         w.add(1_000, "P1", 1.0, now).unwrap();
         w.add(2_000, "P1", 1.0, now).unwrap();
         w.add(3_000, "P2", 1.0, now).unwrap();
-        assert!(w.close_due(now).is_empty());
+        assert!(w.close_due(now, &mut Vec::new()).is_empty());
         // A record in the next window moves stream time to the first window's end.
         w.add(5_000, "P1", 1.0, now).unwrap();
-        let closed = w.close_due(now);
+        let closed = w.close_due(now, &mut Vec::new());
         let got: Vec<_> = closed
             .iter()
             .map(|c| (c.key.as_str(), c.start, c.acc.count))
@@ -230,11 +263,11 @@ mod tests {
         w.add(1_000, "P1", 1.0, Instant::now()).unwrap();
         tokio::time::advance(Duration::from_millis(3_999)).await;
         assert!(
-            w.close_due(Instant::now()).is_empty(),
+            w.close_due(Instant::now(), &mut Vec::new()).is_empty(),
             "window end not reached yet"
         );
         tokio::time::advance(Duration::from_millis(1)).await;
-        let closed = w.close_due(Instant::now());
+        let closed = w.close_due(Instant::now(), &mut Vec::new());
         assert_eq!(closed.len(), 1);
         assert_eq!(
             (closed[0].start, closed[0].end, closed[0].acc.count),
@@ -251,10 +284,10 @@ mod tests {
         let now = Instant::now();
         w.add(1_000, "k", 1.0, now).unwrap();
         w.add(6_000, "k", 1.0, now).unwrap();
-        assert!(w.close_due(now).is_empty());
+        assert!(w.close_due(now, &mut Vec::new()).is_empty());
         w.add(4_500, "k", 1.0, now).expect("within grace");
         w.add(7_000, "k", 1.0, now).unwrap();
-        let closed = w.close_due(now);
+        let closed = w.close_due(now, &mut Vec::new());
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].acc.count, 2);
     }

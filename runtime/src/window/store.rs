@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::aggregate::AggregateKind;
+use super::changelog::Entry;
 use super::state::{ClosedWindow, Late, WindowSpec, WindowState};
 
 /// One window of one key, as the API returns it.
@@ -52,12 +53,36 @@ impl WindowStore {
         self.lock().spec()
     }
 
-    pub fn add(&self, ts: i64, key: &str, value: f64) -> Result<(), Late> {
-        self.lock().add(ts, key, value, Instant::now())
+    /// Adds a value; returns the changelog entry of the window it changed.
+    pub fn add(&self, ts: i64, key: &str, value: f64) -> Result<Entry, Late> {
+        let (start, acc) = self.lock().add(ts, key, value, Instant::now())?;
+        Ok(Entry::new(start, key, &acc, false))
     }
 
-    pub fn close_due(&self) -> Vec<ClosedWindow> {
-        self.lock().close_due(Instant::now())
+    /// Closes due windows; returns them and the windows forgotten after retention.
+    pub fn close_due(&self) -> (Vec<ClosedWindow>, Vec<(i64, String)>) {
+        let mut forgotten = Vec::new();
+        let closed = self.lock().close_due(Instant::now(), &mut forgotten);
+        (closed, forgotten)
+    }
+
+    /// Applies one changelog record (`None`: a tombstone for `record_key`).
+    pub fn restore(&self, record_key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
+        match value {
+            Some(bytes) => {
+                let e =
+                    Entry::from_json(bytes).map_err(|e| format!("bad changelog record: {e}"))?;
+                self.lock()
+                    .restore(e.start, &e.key, e.acc(), e.closed, Instant::now());
+            }
+            None => {
+                let text = String::from_utf8_lossy(record_key);
+                let (start, key) = text.split_once('/').ok_or("bad changelog key")?;
+                let start = start.parse().map_err(|_| "bad changelog key")?;
+                self.lock().forget(start, key);
+            }
+        }
+        Ok(())
     }
 
     pub fn query(&self, from: Option<i64>, to: Option<i64>) -> Vec<WindowRow> {

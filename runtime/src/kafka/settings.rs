@@ -25,9 +25,13 @@ impl KafkaSettings {
         c
     }
 
-    fn with_user(&self, mut c: ClientConfig) -> ClientConfig {
+    /// Adds the user's properties, except those meant only for the other kind of
+    /// client (librdkafka warns about each of those on every client it creates).
+    fn with_user(&self, mut c: ClientConfig, kind: Kind) -> ClientConfig {
         for (k, v) in &self.properties {
-            c.set(k, v);
+            if Kind::of(k).is_none_or(|only| only == kind) {
+                c.set(k, v);
+            }
         }
         c
     }
@@ -50,7 +54,7 @@ impl KafkaSettings {
             c.set("session.timeout.ms", "1500")
                 .set("heartbeat.interval.ms", "150");
         }
-        self.with_user(c)
+        self.with_user(c, Kind::Consumer)
     }
 
     pub fn producer(&self) -> ClientConfig {
@@ -62,6 +66,114 @@ impl KafkaSettings {
             )
             .set("acks", "all")
             .set("message.timeout.ms", "30000");
-        self.with_user(c)
+        self.with_user(c, Kind::Producer)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Consumer,
+    Producer,
+}
+
+impl Kind {
+    /// Which kind of client a librdkafka property is only for, if it is.
+    fn of(property: &str) -> Option<Kind> {
+        const CONSUMER: &[&str] = &[
+            "session.timeout.ms",
+            "heartbeat.interval.ms",
+            "max.poll.interval.ms",
+            "auto.offset.reset",
+            "isolation.level",
+            "enable.auto.commit",
+            "auto.commit.interval.ms",
+            "enable.auto.offset.store",
+            "partition.assignment.strategy",
+            "group.instance.id",
+            "group.protocol",
+            "group.remote.assignor",
+            "queued.min.messages",
+            "queued.max.messages.kbytes",
+            "enable.partition.eof",
+            "check.crcs",
+            "fetch.wait.max.ms",
+            "fetch.min.bytes",
+            "fetch.max.bytes",
+            "fetch.message.max.bytes",
+            "max.partition.fetch.bytes",
+            "fetch.error.backoff.ms",
+            "coordinator.query.interval.ms",
+        ];
+        const PRODUCER: &[&str] = &[
+            "acks",
+            "request.required.acks",
+            "linger.ms",
+            "queue.buffering.max.ms",
+            "queue.buffering.max.messages",
+            "queue.buffering.max.kbytes",
+            "batch.num.messages",
+            "batch.size",
+            "compression.type",
+            "compression.codec",
+            "compression.level",
+            "enable.idempotence",
+            "transactional.id",
+            "transaction.timeout.ms",
+            "message.timeout.ms",
+            "delivery.timeout.ms",
+            "partitioner",
+            "sticky.partitioning.linger.ms",
+            "message.send.max.retries",
+            "retries",
+            "request.timeout.ms",
+            "enable.gapless.guarantee",
+        ];
+        if CONSUMER.contains(&property) {
+            Some(Kind::Consumer)
+        } else if PRODUCER.contains(&property) {
+            Some(Kind::Producer)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_properties_reach_only_the_clients_they_are_for() {
+        let settings = KafkaSettings {
+            bootstrap: "b:9092".into(),
+            embedded: false,
+            application_id: "app".into(),
+            properties: [
+                ("session.timeout.ms", "6000"),
+                ("linger.ms", "20"),
+                ("security.protocol", "ssl"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        };
+        let consumer = settings.consumer("b");
+        let producer = settings.producer();
+        assert_eq!(consumer.get("session.timeout.ms"), Some("6000"));
+        assert_eq!(producer.get("session.timeout.ms"), None);
+        assert_eq!(
+            producer.get("linger.ms"),
+            Some("20"),
+            "the user's value wins over kfn's"
+        );
+        assert_eq!(consumer.get("linger.ms"), None);
+        assert_eq!(
+            (
+                consumer.get("security.protocol"),
+                producer.get("security.protocol")
+            ),
+            (Some("ssl"), Some("ssl"))
+        );
+        assert_eq!(consumer.get("group.id"), Some("app.b"));
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{
@@ -360,13 +360,6 @@ async fn http_api_and_sse_with_a_real_client() {
     app.shutdown().await;
 }
 
-/// Replaces `functions/NAME.wasm` the way a build does (write elsewhere, rename).
-fn replace(dir: &Path, name: &str, from: &Path) {
-    let tmp = dir.join("functions").join(format!(".{name}.tmp"));
-    std::fs::copy(from, &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("functions").join(format!("{name}.wasm"))).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_reload_swaps_versions_under_load_without_losing_records() {
     let yaml = r#"
@@ -387,7 +380,7 @@ bindings:
         }
     });
     read_n(&out, 50, LONG).await; // running on v1
-    replace(dir.path(), "fn", &common::guest("probe-v2"));
+    common::replace_function(dir.path(), "fn", &common::guest("probe-v2"));
     load.await.unwrap();
     let mut all = read_n(&out, 550, LONG).await;
     all.extend(read_until_quiet(&out, Duration::from_millis(500)).await);
@@ -465,7 +458,7 @@ bindings:
     })
     .await;
     assert!(paused.status_reason.unwrap().contains("not loaded"));
-    replace(dir.path(), "fn", &common::guest("probe"));
+    common::replace_function(dir.path(), "fn", &common::guest("probe"));
     assert_eq!(read_n(&out, 1, LONG).await[0].value, "probe-v1:while-gone");
     assert_eq!(
         binding(&app, "swap").status,

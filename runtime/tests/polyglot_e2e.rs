@@ -152,12 +152,6 @@ async fn every_language_processes_logs_and_dead_letters() {
     app.shutdown().await;
 }
 
-fn replace(dir: &Path, name: &str, from: &Path) {
-    let tmp = dir.join("functions").join(format!(".{name}.tmp"));
-    std::fs::copy(from, &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("functions").join(format!("{name}.wasm"))).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_binding_swaps_rust_to_python_to_javascript_under_load() {
     let dir = tempfile::tempdir().unwrap();
@@ -192,9 +186,9 @@ async fn one_binding_swaps_rust_to_python_to_javascript_under_load() {
         .await
     };
     until("probe-v1:").await;
-    replace(dir.path(), "fn", &common::guest("py-probe"));
+    common::replace_function(dir.path(), "fn", &common::guest("py-probe"));
     until("probe-py:").await;
-    replace(dir.path(), "fn", &common::guest("js-probe"));
+    common::replace_function(dir.path(), "fn", &common::guest("js-probe"));
     until("probe-js:").await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let total = load.await.unwrap();

@@ -6,7 +6,8 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use common::{record, text, worker};
+
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -14,42 +15,12 @@ use std::time::{Duration, Instant};
 
 use kfn::observe::Events;
 use kfn::record::Record;
-use kfn::wasm::{CallError, GuestIdentity, Limits, Registry, WasmEngine, Worker, World};
+use kfn::wasm::{CallError, Limits, Registry, WasmEngine, World};
 
 /// A registry whose engine shares `cache` with the measuring engines.
 fn registry(cache: &Path) -> Arc<Registry> {
     let engine = WasmEngine::new(Some(cache.to_path_buf())).unwrap();
     Registry::new(engine, Events::new())
-}
-
-fn worker(registry: &Registry, function: &str, world: World) -> Worker {
-    Worker::new(
-        registry.engine().clone(),
-        registry.slot(function),
-        GuestIdentity {
-            binding: "test-binding".into(),
-            function: function.into(),
-        },
-        BTreeMap::from([("tag".to_string(), "blue".to_string())]),
-        Limits::default(),
-        world,
-    )
-}
-
-fn record(value: &str) -> Record {
-    Record {
-        key: Some(b"k".to_vec()),
-        value: value.as_bytes().to_vec(),
-        headers: vec![],
-        timestamp_ms: 0,
-        topic: "in".into(),
-        partition: 0,
-        offset: 7,
-    }
-}
-
-fn text(v: &[u8]) -> &str {
-    std::str::from_utf8(v).unwrap()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -116,7 +87,7 @@ fn check_probe(lang: &str) {
     let cache = compile_cold_and_warm(&name);
     let reg = registry(cache.path());
     reg.load_blocking(&name, &common::guest(&name)).unwrap();
-    let mut w = worker(&reg, &name, World::Function);
+    let mut w = worker(&reg, &name, World::Function, Limits::default());
     let logs = Logs::default();
     let _guard = tracing::subscriber::set_default(capturing(&logs));
 
@@ -199,7 +170,7 @@ fn a_python_supplier_supplies() {
     let reg = registry(cache.path());
     reg.load_blocking("py-supplier", &common::guest("py-supplier"))
         .unwrap();
-    let mut s = worker(&reg, "py-supplier", World::Supplier);
+    let mut s = worker(&reg, "py-supplier", World::Supplier, Limits::default());
     for n in 1..=3 {
         let out = s.supply().unwrap();
         assert_eq!(out.len(), 1);
@@ -207,7 +178,7 @@ fn a_python_supplier_supplies() {
         assert_eq!(out[0].topic, None);
     }
     // Loaded as the wrong world, it says so instead of failing records.
-    let mut wrong = worker(&reg, "py-supplier", World::Function);
+    let mut wrong = worker(&reg, "py-supplier", World::Function, Limits::default());
     let err = wrong.process(&record("x")).unwrap_err();
     assert!(
         matches!(
@@ -227,7 +198,7 @@ fn a_javascript_consumer_logs_and_fails_with_a_string() {
     let reg = registry(cache.path());
     reg.load_blocking("js-consumer", &common::guest("js-consumer"))
         .unwrap();
-    let mut c = worker(&reg, "js-consumer", World::Consumer);
+    let mut c = worker(&reg, "js-consumer", World::Consumer, Limits::default());
     let logs = Logs::default();
     let _guard = tracing::subscriber::set_default(capturing(&logs));
 
@@ -258,7 +229,7 @@ fn the_polyglot_examples_behave_like_their_rust_twins() {
     let mut input = record(event);
     input.headers = vec![("trace".into(), b"t1".to_vec())];
     let enrich = |name: &str, input: &Record| {
-        let mut w = worker(&reg, name, World::Function);
+        let mut w = worker(&reg, name, World::Function, Limits::default());
         let out = w.process(input).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].key.as_deref(), Some(&b"k"[..]));
@@ -277,7 +248,7 @@ fn the_polyglot_examples_behave_like_their_rust_twins() {
     );
     assert_eq!(js["slow"], true);
     assert_eq!(js["tag"], "blue");
-    let mut w = worker(&reg, "page-enricher-js", World::Function);
+    let mut w = worker(&reg, "page-enricher-js", World::Function, Limits::default());
     let mut keyless = record(event);
     keyless.key = None;
     assert_eq!(
@@ -299,7 +270,7 @@ fn the_polyglot_examples_behave_like_their_rust_twins() {
     // page-supplier-py: valid random PageEvents keyed by page, different per instance.
     let mut seen = std::collections::BTreeSet::new();
     for _instance in 0..2 {
-        let mut s = worker(&reg, "page-supplier-py", World::Supplier);
+        let mut s = worker(&reg, "page-supplier-py", World::Supplier, Limits::default());
         for _ in 0..3 {
             let out = s.supply().unwrap();
             assert_eq!(out.len(), 1);

@@ -7,51 +7,21 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use common::{record, text};
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use kfn::observe::Events;
-use kfn::record::Record;
-use kfn::wasm::{CallError, GuestIdentity, Limits, Registry, WasmEngine, Worker, World};
+use kfn::wasm::{CallError, Limits, Registry, WasmEngine, Worker, World};
 
 fn worker(guest: &str) -> (Worker, Arc<Registry>, tempfile::TempDir) {
-    let cache = tempfile::tempdir().unwrap();
-    let engine = WasmEngine::new(Some(cache.path().to_path_buf())).unwrap();
-    let registry = Registry::new(engine, Events::new());
+    let (registry, cache) = common::registry();
     registry
         .load_blocking(guest, &common::guest(guest))
         .unwrap();
-    let config = BTreeMap::from([("tag".to_string(), "blue".to_string())]);
-    let worker = Worker::new(
-        registry.engine().clone(),
-        registry.slot(guest),
-        GuestIdentity {
-            binding: "test-binding".into(),
-            function: guest.into(),
-        },
-        config,
-        Limits::default(),
-        World::Function,
-    );
+    let worker = common::worker(&registry, guest, World::Function, Limits::default());
     (worker, registry, cache)
-}
-
-fn record(value: &str) -> Record {
-    Record {
-        key: Some(b"k".to_vec()),
-        value: value.as_bytes().to_vec(),
-        headers: vec![],
-        timestamp_ms: 0,
-        topic: "in".into(),
-        partition: 0,
-        offset: 7,
-    }
-}
-
-fn text(v: &[u8]) -> &str {
-    std::str::from_utf8(v).unwrap()
 }
 
 /// One output, and its value as text.

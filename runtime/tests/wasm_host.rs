@@ -3,53 +3,14 @@
 
 mod common;
 
+use common::{record, registry, text, worker};
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use kfn::observe::Events;
-use kfn::record::Record;
-use kfn::wasm::{
-    CallError, FunctionStatus, GuestIdentity, Limits, Registry, WasmEngine, Worker, World,
-};
-
-fn registry() -> (Arc<Registry>, tempfile::TempDir) {
-    let cache = tempfile::tempdir().unwrap();
-    let engine = WasmEngine::new(Some(cache.path().to_path_buf())).unwrap();
-    (Registry::new(engine, Events::new()), cache)
-}
-
-fn worker(registry: &Registry, function: &str, world: World, limits: Limits) -> Worker {
-    let config = BTreeMap::from([("tag".to_string(), "blue".to_string())]);
-    Worker::new(
-        registry.engine().clone(),
-        registry.slot(function),
-        GuestIdentity {
-            binding: "test-binding".into(),
-            function: function.into(),
-        },
-        config,
-        limits,
-        world,
-    )
-}
-
-fn record(value: &str) -> Record {
-    Record {
-        key: Some(b"k".to_vec()),
-        value: value.as_bytes().to_vec(),
-        headers: vec![],
-        timestamp_ms: 0,
-        topic: "in".into(),
-        partition: 0,
-        offset: 7,
-    }
-}
-
-fn text(v: &[u8]) -> &str {
-    std::str::from_utf8(v).unwrap()
-}
+use kfn::wasm::{CallError, FunctionStatus, Limits, WasmEngine, World};
 
 #[test]
 fn calls_a_function_and_its_host_imports() {

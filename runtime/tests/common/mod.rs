@@ -263,3 +263,57 @@ pub async fn sse(addr: std::net::SocketAddr, path: &str, n: usize, limit: Durati
     }
     out
 }
+
+/// A registry on a fresh compile cache (kept alive by the returned directory).
+pub fn registry() -> (std::sync::Arc<kfn::wasm::Registry>, tempfile::TempDir) {
+    let cache = tempfile::tempdir().unwrap();
+    let engine = kfn::wasm::WasmEngine::new(Some(cache.path().to_path_buf())).unwrap();
+    (
+        kfn::wasm::Registry::new(engine, kfn::observe::Events::new()),
+        cache,
+    )
+}
+
+/// A worker for `function` as binding `test-binding`, with config `tag = blue`.
+pub fn worker(
+    registry: &kfn::wasm::Registry,
+    function: &str,
+    world: kfn::wasm::World,
+    limits: kfn::wasm::Limits,
+) -> kfn::wasm::Worker {
+    kfn::wasm::Worker::new(
+        registry.engine().clone(),
+        registry.slot(function),
+        kfn::wasm::GuestIdentity {
+            binding: "test-binding".into(),
+            function: function.into(),
+        },
+        std::collections::BTreeMap::from([("tag".to_string(), "blue".to_string())]),
+        limits,
+        world,
+    )
+}
+
+/// A record with key `k` and the given value, as if read from `in`[0]@7.
+pub fn record(value: &str) -> kfn::record::Record {
+    kfn::record::Record {
+        key: Some(b"k".to_vec()),
+        value: value.as_bytes().to_vec(),
+        headers: vec![],
+        timestamp_ms: 0,
+        topic: "in".into(),
+        partition: 0,
+        offset: 7,
+    }
+}
+
+pub fn text(v: &[u8]) -> &str {
+    std::str::from_utf8(v).unwrap()
+}
+
+/// Replaces `<dir>/functions/NAME.wasm` the way a build does (write aside, rename).
+pub fn replace_function(dir: &Path, name: &str, from: &Path) {
+    let tmp = dir.join("functions").join(format!(".{name}.tmp"));
+    std::fs::copy(from, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("functions").join(format!("{name}.wasm"))).unwrap();
+}

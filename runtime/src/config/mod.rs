@@ -150,6 +150,18 @@ pub struct BindingConfig {
     pub limits: Limits,
     /// Dead-letter topic, resolved (default `<binding>.dlq`).
     pub dlq: String,
+    /// Delivery guarantee of the binding's record path.
+    pub guarantee: Guarantee,
+}
+
+/// What a record-driven binding promises about its effects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Guarantee {
+    /// Offsets move only after effects are acknowledged; a crash may repeat effects.
+    #[default]
+    AtLeastOnce,
+    /// Effects and offsets commit together in a Kafka transaction.
+    ExactlyOnce,
 }
 
 /// One entry of `analytics:`: a windowed aggregation materialised as a store.
@@ -175,6 +187,8 @@ pub struct AnalyticsConfig {
     pub serve: Option<String>,
     /// Dead-letter topic: `<store>.dlq`.
     pub dlq: String,
+    /// Delivery guarantee of the stage's record path and its state changes.
+    pub guarantee: Guarantee,
 }
 
 /// The grouping key of a store.

@@ -76,6 +76,8 @@ pub struct RawBinding {
     pub limits: Option<RawLimits>,
     /// Dead-letter topic for records that fail; default `<binding>.dlq`.
     pub dlq: Option<Located<String>>,
+    /// `at-least-once` (default) or `exactly-once` (Kafka transactions).
+    pub guarantee: Option<Located<String>>,
 }
 
 /// One entry of `analytics:` — a windowed aggregation materialised as a named store.
@@ -101,6 +103,8 @@ pub struct RawStage {
     pub out: Option<Located<String>>,
     /// SSE route serving the live results, e.g. `/analytics`.
     pub serve: Option<Located<String>>,
+    /// `at-least-once` (default) or `exactly-once` (Kafka transactions).
+    pub guarantee: Option<Located<String>>,
 }
 
 /// `window:` of a store.

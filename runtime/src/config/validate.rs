@@ -10,6 +10,7 @@ use serde::Deserialize;
 mod binding;
 mod stage;
 
+use crate::config::Guarantee;
 use crate::config::catalog::Catalog;
 use crate::config::node::{Node, NodeKind, Pos};
 use crate::config::node_de::{DeError, Located, from_node, path_segment, unknown};
@@ -382,6 +383,19 @@ fn topic(path: &str, value: Option<&Located<String>>, report: &mut Report) -> Op
 }
 
 /// The explicit dead-letter topic, or `<name>.dlq`.
+fn guarantee(path: &str, raw: Option<&Located<String>>, report: &mut Report) -> Guarantee {
+    let Some(raw) = raw else {
+        return Guarantee::AtLeastOnce;
+    };
+    report
+        .check(path, raw, |g| match g.as_str() {
+            "at-least-once" => Ok(Guarantee::AtLeastOnce),
+            "exactly-once" => Ok(Guarantee::ExactlyOnce),
+            other => Err(format!("unknown guarantee '{other}': expected at-least-once or exactly-once")),
+        })
+        .unwrap_or_default()
+}
+
 fn dead_letter_topic(
     name: &str,
     key: Pos,

@@ -6,7 +6,7 @@ use crate::config::raw::RawBinding;
 use crate::config::units;
 use crate::config::{BindingConfig, BindingKind};
 
-use super::{Context, Report, dead_letter_topic, function_ref, merge_limits, text_map, topic};
+use super::{Context, Report, dead_letter_topic, function_ref, guarantee, merge_limits, text_map, topic};
 
 /// Checks one binding; `None` when it has errors (all reported).
 pub(super) fn binding(
@@ -116,5 +116,6 @@ pub(super) fn binding(
         config: text_map(raw.config),
         limits,
         dlq: dlq?,
+        guarantee: guarantee(&at("guarantee"), raw.guarantee.as_ref(), report),
     })
 }

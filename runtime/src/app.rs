@@ -17,9 +17,9 @@ use anyhow::Context;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, Guarantee};
 use crate::http::{self, Health, HttpState, Info};
-use crate::kafka::{EmbeddedBroker, KafkaSettings, Sink, Source};
+use crate::kafka::{EmbeddedBroker, KafkaSettings, Sink, Source, TxnSink};
 use crate::observe::{BindingKind, BindingStats, EventKind, Events};
 use crate::pipeline::{
     self, AnalyticsStep, Binding, ConsumerStep, FunctionStep, KeySelector, Retry, ValueSelector,
@@ -174,7 +174,7 @@ impl App {
             let binding = Binding {
                 name: name.clone(),
                 function: Some(b.function.clone()),
-                source: Source::new(&settings, name, &input)
+                source: source(&settings, name, &input, b.guarantee)
                     .with_context(|| format!("binding {name}: subscribing to {input}"))?,
                 sink: sink.clone(),
                 out: b.output.clone(),
@@ -185,9 +185,19 @@ impl App {
             };
             let retry = retry(&b.limits);
             if kind == BindingKind::Consumer {
-                tasks.spawn(pipeline::run_records(binding, ConsumerStep(w, retry)));
+                tasks.spawn(run_binding(
+                    settings.clone(),
+                    b.guarantee,
+                    binding,
+                    ConsumerStep(w, retry),
+                ));
             } else {
-                tasks.spawn(pipeline::run_records(binding, FunctionStep(w, retry)));
+                tasks.spawn(run_binding(
+                    settings.clone(),
+                    b.guarantee,
+                    binding,
+                    FunctionStep(w, retry),
+                ));
             }
         }
 
@@ -240,7 +250,7 @@ impl App {
             let binding = Binding {
                 name: name.clone(),
                 function: a.function.clone(),
-                source: Source::new(&settings, name, &a.input)
+                source: source(&settings, name, &a.input, a.guarantee)
                     .with_context(|| format!("analytics {name}: subscribing to {}", a.input))?,
                 sink: sink.clone(),
                 out: a.output.clone(),
@@ -249,13 +259,13 @@ impl App {
                 events: events.clone(),
                 shutdown: shutdown.clone(),
             };
-            let (settings, events) = (settings.clone(), events.clone());
+            let (settings, events, guarantee) = (settings.clone(), events.clone(), a.guarantee);
             let restoring = store.clone();
             tasks.spawn(async move {
                 // The store is rebuilt from its changelog before any record is read.
-                if restore(&settings, &changelog, restoring, &binding.stats, &events).await {
-                    pipeline::run_records(binding, step).await;
-                }
+                let stats = binding.stats.clone();
+                let restored = restore(&settings, &changelog, restoring, &stats, &events);
+                run_binding_after(settings.clone(), guarantee, binding, step, restored).await;
             });
             tasks.spawn(pipeline::run_closer(
                 store,
@@ -405,6 +415,78 @@ fn retry(limits: &config::Limits) -> Retry {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A binding's source: exactly-once bindings read only committed records and commit
+/// offsets inside their transactions.
+fn source(
+    settings: &KafkaSettings,
+    name: &str,
+    topic: &str,
+    guarantee: Guarantee,
+) -> Result<Source, rdkafka::error::KafkaError> {
+    match guarantee {
+        Guarantee::AtLeastOnce => Source::new(settings, name, topic),
+        Guarantee::ExactlyOnce => Source::transactional(settings, name, topic),
+    }
+}
+
+/// Runs a record-driven binding with the loop its guarantee needs.
+async fn run_binding<S: pipeline::Step + 'static>(
+    settings: KafkaSettings,
+    guarantee: Guarantee,
+    binding: Binding,
+    step: S,
+) {
+    run_binding_after(settings, guarantee, binding, step, async { true }).await;
+}
+
+/// [`run_binding`], once `ready` (e.g. restoring state) says true. Under exactly-once
+/// the transactional producer is registered first, which aborts whatever a crashed
+/// predecessor left open, so that `ready` reads settled data.
+async fn run_binding_after<S: pipeline::Step + 'static>(
+    settings: KafkaSettings,
+    guarantee: Guarantee,
+    binding: Binding,
+    step: S,
+    ready: impl std::future::Future<Output = bool>,
+) {
+    if guarantee == Guarantee::AtLeastOnce {
+        if ready.await {
+            pipeline::run_records(binding, step).await;
+        }
+        return;
+    }
+    if settings.embedded {
+        binding.events.emit(
+            EventKind::Info,
+            &binding.name,
+            "exactly-once on the embedded broker: transactions are accepted but not enforced (use a real cluster)",
+        );
+    }
+    let name = binding.name.clone();
+    match tokio::task::spawn_blocking(move || TxnSink::new(&settings, &name)).await {
+        Ok(Ok(txn)) => {
+            if ready.await {
+                pipeline::run_records_exactly_once(binding, txn, step).await;
+            }
+        }
+        Ok(Err(e)) => {
+            let reason = format!("cannot start transactions: {e}");
+            tracing::error!(binding = %binding.name, "{reason}");
+            binding
+                .events
+                .emit(EventKind::Broker, &binding.name, reason.clone());
+            binding
+                .stats
+                .set_state(crate::observe::BindingState::Stopped, Some(reason));
+        }
+        Err(e) => {
+            binding
+                .stats
+                .set_state(crate::observe::BindingState::Stopped, Some(e.to_string()));
+        }
+    }
 }
 
 /// Replays a store's changelog into it, showing progress on the stage's status.

@@ -6,11 +6,14 @@
 //! they never pass silently. They share one broker and one of them stops it: run
 //! them one at a time.
 //!
-//! What they prove (at-least-once, kfn's guarantee for function bindings):
-//! - crash: `kill -9` of kfn at random moments, five times, loses no record;
+//! What they prove:
+//! - crash: `kill -9` of kfn at random moments, five times, loses no record
+//!   (at-least-once); with `guarantee: exactly-once`, every input has exactly one
+//!   output and every window's count equals an independent count of the input;
 //! - shutdown: SIGTERM drains, commits and exits 0; a restart continues without a
 //!   gap and (after a clean stop) without duplicates;
-//! - outage: the broker dies and returns mid-stream; kfn reports it and loses nothing.
+//! - outage: the broker dies and returns mid-stream; kfn reports it and loses nothing;
+//! - state: a store is restored from its changelog after a restart, counting nothing twice.
 
 mod common;
 
@@ -104,6 +107,11 @@ impl Drop for Kfn {
 
 /// A kfn app with one function binding (the probe guest) from `input` to `output`.
 fn app_dir(input: &str, output: &str, id: &str) -> tempfile::TempDir {
+    app_dir_with(input, output, id, "")
+}
+
+/// Like [`app_dir`], with `extra` appended to the binding's YAML flow map.
+fn app_dir_with(input: &str, output: &str, id: &str, extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("functions")).unwrap();
     std::fs::copy(
@@ -113,7 +121,7 @@ fn app_dir(input: &str, output: &str, id: &str) -> tempfile::TempDir {
     .unwrap();
     let yaml = format!(
         "kafka:\n  brokers: {}\n  application-id: crash-{id}\n  properties:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n\
-         bindings:\n  probe: {{ function: probe, in: {input}, out: {output} }}\n",
+         bindings:\n  probe: {{ function: probe, in: {input}, out: {output}{extra} }}\n",
         bootstrap()
     );
     std::fs::write(dir.path().join("kfn.yaml"), yaml).unwrap();
@@ -446,4 +454,65 @@ async fn produce_one(topic: &str, key: &str, ts: i64) {
         .await
         .map_err(|(e, _)| e)
         .expect("produce");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real Kafka broker: see the module docs"]
+async fn exactly_once_survives_kill_9_five_times() {
+    let id = unique();
+    let (input, output) = (format!("eos-in-{id}"), format!("eos-out-{id}"));
+    create_topic(&input, 6);
+    create_topic(&output, 6);
+    // A function binding and a counting store, both exactly-once, on the same input.
+    let dir = app_dir_with(&input, &output, &id, ", guarantee: exactly-once");
+    let yaml = std::fs::read_to_string(dir.path().join("kfn.yaml")).unwrap()
+        + &format!(
+            "analytics:\n  counts: {{ in: {input}, key: record-key, window: {{ tumbling: 24h, grace: 1h }}, aggregate: count, guarantee: exactly-once }}\n"
+        );
+    std::fs::write(dir.path().join("kfn.yaml"), yaml).unwrap();
+    let total = 100_000;
+    let (producing, sent) = produce_numbered(input.clone(), total, 5_000);
+
+    let mut rng_state = kfn::record::now_ms() as u64 | 1;
+    for round in 1..=5 {
+        let kfn = Kfn::start(dir.path());
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        let wait = 1_000 + rng_state % 3_000;
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        eprintln!(
+            "exactly-once round {round}: kill -9 after {wait} ms ({} produced so far)",
+            sent.load(Ordering::Relaxed)
+        );
+        kfn.kill9();
+    }
+    let kfn = Kfn::start(dir.path());
+    let http: std::net::SocketAddr = kfn.http.parse().unwrap();
+    producing.await.unwrap();
+
+    let seen = wait_for_all(&output, total).await;
+    let duplicates: u32 = seen.values().map(|n| n - 1).sum();
+    assert_eq!(
+        duplicates, 0,
+        "exactly-once: every input has exactly one output"
+    );
+    let all = outputs(&output).await.values().sum::<u32>();
+    assert_eq!(all, total, "output count equals input count");
+
+    // Window counts equal an independent count: record i has key k{i % 64}.
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for i in 0..total {
+        *expected.entry(format!("k{}", i % 64)).or_default() += 1;
+    }
+    let counted = eventually(LONG, "the store to count every input", async || {
+        let c = counts(http).await;
+        (c.values().sum::<u64>() >= u64::from(total)).then_some(c)
+    })
+    .await;
+    assert_eq!(
+        counted, expected,
+        "each window's count equals the independent count"
+    );
+    assert!(kfn.terminate(Duration::from_secs(30)).success());
 }

@@ -391,7 +391,9 @@ fn guarantee(path: &str, raw: Option<&Located<String>>, report: &mut Report) -> 
         .check(path, raw, |g| match g.as_str() {
             "at-least-once" => Ok(Guarantee::AtLeastOnce),
             "exactly-once" => Ok(Guarantee::ExactlyOnce),
-            other => Err(format!("unknown guarantee '{other}': expected at-least-once or exactly-once")),
+            other => Err(format!(
+                "unknown guarantee '{other}': expected at-least-once or exactly-once"
+            )),
         })
         .unwrap_or_default()
 }

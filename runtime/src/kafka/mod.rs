@@ -12,9 +12,11 @@ mod replay;
 mod settings;
 mod sink;
 mod source;
+mod txn;
 
 pub use embedded::EmbeddedBroker;
 pub use replay::replay;
 pub use settings::KafkaSettings;
 pub use sink::{Sink, dead_letter};
 pub use source::Source;
+pub use txn::TxnSink;

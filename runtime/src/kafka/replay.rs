@@ -10,9 +10,14 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaSettings;
 
-/// Calls `apply(key, value)` for every record of `topic` up to the end it had when
-/// the replay started (a tombstone has no value), and `progress(done, total)` now
-/// and then. Blocking. Returns how many records were applied.
+/// Calls `apply(key, value)` for every committed record of `topic` up to the end it
+/// had when the replay started (a tombstone has no value), and `progress(done,
+/// total)` now and then (`total` counts offsets, so it includes transaction
+/// markers). Blocking. Returns how many records were applied.
+///
+/// With transactional writers, call this after the writer's `init_transactions`:
+/// that aborts a dead predecessor's open transaction, which would otherwise hold
+/// `read_committed` readers below the end until it times out.
 pub fn replay(
     settings: &KafkaSettings,
     topic: &str,
@@ -24,6 +29,8 @@ pub fn replay(
     let consumer: BaseConsumer = settings
         .consumer("restore")
         .set("enable.auto.commit", "false")
+        // Only committed state: an aborted transaction's changes never happened.
+        .set("isolation.level", "read_committed")
         .create()?;
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let partitions: Vec<i32> = metadata
@@ -51,17 +58,24 @@ pub fn replay(
     let (mut done, mut last_report) = (0u64, Instant::now());
     progress(0, total);
     while !ends.is_empty() {
-        let Some(message) = consumer.poll(timeout) else {
-            continue;
-        };
-        let m = message?;
-        apply(m.key().unwrap_or_default(), m.payload());
-        done += 1;
-        if let Some(i) = ends.iter().position(|(p, _)| *p == m.partition())
-            && m.offset() + 1 >= ends[i].1
-        {
-            ends.swap_remove(i);
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let m = message?;
+            apply(m.key().unwrap_or_default(), m.payload());
+            done += 1;
+            if done % 1_000 != 0 {
+                continue;
+            }
         }
+        // The end is judged by position, not by the last record seen: transaction
+        // markers and aborted records take offsets but are never delivered.
+        let position = consumer.position()?;
+        ends.retain(
+            |(p, high)| match position.find_partition(topic, *p).map(|e| e.offset()) {
+                Some(Offset::Offset(at)) => at < *high,
+                _ => true,
+            },
+        );
+        drop(position); // before the consumer: a live list can hang its drop
         if last_report.elapsed() > Duration::from_millis(500) {
             progress(done, total);
             last_report = Instant::now();

@@ -40,6 +40,15 @@ impl KafkaSettings {
         format!("{}.{binding}", self.application_id)
     }
 
+    /// A consumer for an exactly-once binding: it reads only committed records and
+    /// never commits by itself (offsets are committed inside transactions).
+    pub fn transactional_consumer(&self, binding: &str) -> ClientConfig {
+        let mut c = self.consumer(binding);
+        c.set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false");
+        c
+    }
+
     pub fn consumer(&self, binding: &str) -> ClientConfig {
         let mut c = self.base();
         c.set("group.id", self.group_id(binding))

@@ -32,6 +32,10 @@ impl Sink {
         })
     }
 
+    pub(super) fn from_producer(producer: FutureProducer) -> Self {
+        Self { producer }
+    }
+
     /// Sends once; resolves with (partition, offset) when acknowledged.
     pub async fn send_once(
         &self,

@@ -16,7 +16,20 @@ pub struct Source {
 
 impl Source {
     pub fn new(settings: &KafkaSettings, binding: &str, topic: &str) -> Result<Self, KafkaError> {
-        let consumer: StreamConsumer = settings.consumer(binding).create()?;
+        Self::with_config(settings.consumer(binding), topic)
+    }
+
+    /// A source for an exactly-once binding (see [`KafkaSettings::transactional_consumer`]).
+    pub fn transactional(
+        settings: &KafkaSettings,
+        binding: &str,
+        topic: &str,
+    ) -> Result<Self, KafkaError> {
+        Self::with_config(settings.transactional_consumer(binding), topic)
+    }
+
+    fn with_config(config: rdkafka::ClientConfig, topic: &str) -> Result<Self, KafkaError> {
+        let consumer: StreamConsumer = config.create()?;
         consumer.subscribe(&[topic])?;
         Ok(Self {
             consumer: Some(consumer),
@@ -72,6 +85,11 @@ impl Source {
         }
     }
 
+    /// The group's identity, for committing offsets inside a transaction.
+    pub fn group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
+        self.consumer().group_metadata()
+    }
+
     /// Commits the stored offsets now (on shutdown).
     pub fn commit(&self) {
         match self.consumer().commit_consumer_state(CommitMode::Sync) {
@@ -79,6 +97,12 @@ impl Source {
             | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => tracing::warn!(topic = %self.topic, error = %e, "final offset commit failed"),
         }
+    }
+
+    /// Stops consuming without committing anything (exactly-once: offsets are
+    /// committed inside transactions).
+    pub fn close_uncommitted(self) {
+        self.consumer().unsubscribe();
     }
 
     /// Stops consuming; pending stored offsets are committed first.

@@ -14,6 +14,7 @@
 
 mod analytics;
 mod dedicated;
+mod exactly_once;
 mod supplier;
 mod wasm_step;
 
@@ -33,6 +34,7 @@ use crate::record::{Output, Record};
 pub use analytics::run_closer;
 pub use analytics::{AnalyticsStep, KeySelector, ValueSelector};
 pub use dedicated::Dedicated;
+pub use exactly_once::run_records_exactly_once;
 pub use supplier::{Supplier, run_supplier};
 pub use wasm_step::{ConsumerStep, FunctionStep, Retry};
 
@@ -79,6 +81,99 @@ pub struct Binding {
 /// Records handed to the step's thread at once.
 pub const BATCH: usize = 64;
 
+impl Binding {
+    fn report_running(&self) {
+        if self.stats.set_state(BindingState::Running, None) {
+            self.events
+                .emit(EventKind::BindingResumed, &self.name, "running");
+        }
+    }
+
+    /// Counts, logs (once, with the record's coordinates) and reports a failed record.
+    fn report_failure(&self, record: &Record, error: &str, kind: EventKind, attempts: u32) {
+        self.stats.add_error();
+        tracing::warn!(
+            binding = %self.name, function = self.function.as_deref().unwrap_or("-"),
+            topic = %record.topic, partition = record.partition, offset = record.offset,
+            dlq = %self.dlq, attempts, "record failed: {error}"
+        );
+        self.events.emit(
+            kind,
+            &self.name,
+            format!(
+                "{}[{}]@{}: {error} (after {attempts} attempts) → {}",
+                record.topic, record.partition, record.offset, self.dlq
+            ),
+        );
+    }
+
+    fn report_pause(&self, reason: String) {
+        if self
+            .stats
+            .set_state(BindingState::Paused, Some(reason.clone()))
+        {
+            tracing::warn!(binding = %self.name, "binding paused: {reason}");
+            self.events
+                .emit(EventKind::BindingPaused, &self.name, reason);
+        }
+    }
+
+    /// Reports a failed read (once per outage) and waits a little before the next.
+    async fn report_read_error(&self, broker_down: &mut bool, e: &rdkafka::error::KafkaError) {
+        if !std::mem::replace(broker_down, true) {
+            tracing::warn!(binding = %self.name, topic = %self.source.topic(), error = %e, "cannot read from Kafka; retrying");
+            self.events.emit(
+                EventKind::Broker,
+                &self.name,
+                format!("cannot read {}: {e}", self.source.topic()),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    /// Notes a successful read after an outage.
+    fn report_read_ok(&self, broker_down: &mut bool) {
+        if std::mem::take(broker_down) {
+            self.events.emit(
+                EventKind::Broker,
+                &self.name,
+                format!("reading {} again", self.source.topic()),
+            );
+        }
+    }
+
+    /// Appends to `pending` what the source has already fetched, up to `max`.
+    fn take_fetched(&self, pending: &mut VecDeque<Record>, max: usize) {
+        while pending.len() < max {
+            match self.source.next().now_or_never() {
+                Some(Ok(record)) => pending.push_back(record),
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Runs `batch` through the step on its thread, stopping at the first record that
+/// pauses it: the batch, the outcomes of its first records, and what to wait on.
+async fn run_step<S: Step + 'static>(
+    step: &Dedicated<S>,
+    batch: Vec<Record>,
+) -> (Vec<Record>, Vec<Outcome>, Option<watch::Receiver<u64>>) {
+    step.run(move |step| {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for record in &batch {
+            let outcome = step.handle(record);
+            let pause = matches!(outcome, Outcome::Pause { .. });
+            outcomes.push(outcome);
+            if pause {
+                return (batch, outcomes, step.changed());
+            }
+        }
+        (batch, outcomes, None)
+    })
+    .await
+}
+
 /// Runs a record-driven binding until shutdown; then drains in-flight sends and
 /// commits.
 pub async fn run_records<S: Step + 'static>(b: Binding, step: S) {
@@ -116,26 +211,12 @@ pub async fn run_records<S: Step + 'static>(b: Binding, step: S) {
             next = b.source.next(), if pending.is_empty() && paused.is_none() && in_flight.len() < MAX_IN_FLIGHT => {
                 match next {
                     Ok(record) => {
-                        if std::mem::take(&mut broker_down) {
-                            b.events.emit(EventKind::Broker, &b.name, format!("reading {} again", b.source.topic()));
-                        }
+                        b.report_read_ok(&mut broker_down);
                         pending.push_back(record);
-                        // Take whatever else is already fetched, up to a batch.
-                        while pending.len() < BATCH {
-                            match b.source.next().now_or_never() {
-                                Some(Ok(record)) => pending.push_back(record),
-                                _ => break,
-                            }
-                        }
+                        b.take_fetched(&mut pending, BATCH);
                         b.stats.add_in(pending.len() as u64);
                     }
-                    Err(e) => {
-                        if !std::mem::replace(&mut broker_down, true) {
-                            tracing::warn!(binding = %b.name, topic = %b.source.topic(), error = %e, "cannot read from Kafka; retrying");
-                            b.events.emit(EventKind::Broker, &b.name, format!("cannot read {}: {e}", b.source.topic()));
-                        }
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
+                    Err(e) => b.report_read_error(&mut broker_down, &e).await,
                 }
             }
         }
@@ -143,29 +224,13 @@ pub async fn run_records<S: Step + 'static>(b: Binding, step: S) {
             continue;
         }
 
-        let batch: Vec<Record> = pending.drain(..).collect();
-        let (batch, outcomes, changes) = step
-            .run(move |step| {
-                let mut outcomes = Vec::with_capacity(batch.len());
-                for record in &batch {
-                    let outcome = step.handle(record);
-                    let pause = matches!(outcome, Outcome::Pause { .. });
-                    outcomes.push(outcome);
-                    if pause {
-                        return (batch, outcomes, step.changed());
-                    }
-                }
-                (batch, outcomes, None)
-            })
-            .await;
+        let (batch, outcomes, changes) = run_step(&step, pending.drain(..).collect()).await;
 
         let mut records = batch.into_iter();
         for (record, outcome) in records.by_ref().zip(outcomes) {
             match outcome {
                 Outcome::Emit(outputs) => {
-                    if b.stats.set_state(BindingState::Running, None) {
-                        b.events.emit(EventKind::BindingResumed, &b.name, "running");
-                    }
+                    b.report_running();
                     in_flight.push_back(emit(&b, record, outputs));
                 }
                 Outcome::Fail {
@@ -173,29 +238,11 @@ pub async fn run_records<S: Step + 'static>(b: Binding, step: S) {
                     kind,
                     attempts,
                 } => {
-                    b.stats.add_error();
-                    tracing::warn!(
-                        binding = %b.name, function = b.function.as_deref().unwrap_or("-"),
-                        topic = %record.topic, partition = record.partition, offset = record.offset,
-                        dlq = %b.dlq, attempts, "record failed: {error}"
-                    );
-                    b.events.emit(
-                        kind,
-                        &b.name,
-                        format!(
-                            "{}[{}]@{}: {error} (after {attempts} attempts) → {}",
-                            record.topic, record.partition, record.offset, b.dlq
-                        ),
-                    );
+                    b.report_failure(&record, &error, kind, attempts);
                     in_flight.push_back(emit_dead_letter(&b, record, error, attempts));
                 }
                 Outcome::Pause { reason } => {
-                    if b.stats
-                        .set_state(BindingState::Paused, Some(reason.clone()))
-                    {
-                        tracing::warn!(binding = %b.name, "binding paused: {reason}");
-                        b.events.emit(EventKind::BindingPaused, &b.name, reason);
-                    }
+                    b.report_pause(reason);
                     // This record and the rest of the batch wait for a new version.
                     pending.push_back(record);
                     break;

@@ -122,6 +122,8 @@ pub fn reader(bootstrap: &str, topic: &str) -> StreamConsumer {
         .set("group.id", format!("test-reader-{topic}-{}", rand_suffix()))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
+        // Aborted transactions are invisible, as they are to any careful reader.
+        .set("isolation.level", "read_committed")
         // The lowest a real broker accepts by default; one-member groups join at once.
         .set("session.timeout.ms", "6000")
         .create()

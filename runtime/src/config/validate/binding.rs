@@ -6,7 +6,9 @@ use crate::config::raw::RawBinding;
 use crate::config::units;
 use crate::config::{BindingConfig, BindingKind};
 
-use super::{Context, Report, dead_letter_topic, function_ref, guarantee, merge_limits, text_map, topic};
+use super::{
+    Context, Report, dead_letter_topic, function_ref, guarantee, merge_limits, text_map, topic,
+};
 
 /// Checks one binding; `None` when it has errors (all reported).
 pub(super) fn binding(

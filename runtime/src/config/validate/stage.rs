@@ -7,7 +7,9 @@ use crate::config::{
     Aggregate, AnalyticsConfig, KeySelector, WindowConfig, defaults, names, units,
 };
 
-use super::{Context, Report, dead_letter_topic, function_ref, guarantee, merge_limits, text_map, topic};
+use super::{
+    Context, Report, dead_letter_topic, function_ref, guarantee, merge_limits, text_map, topic,
+};
 
 /// Checks one store; `None` when it has errors (all reported).
 pub(super) fn stage(

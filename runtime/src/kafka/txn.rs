@@ -1,0 +1,66 @@
+//! The transactional sink behind `guarantee: exactly-once`: a batch's outputs,
+//! dead-letter records and state changes are produced in one Kafka transaction
+//! together with the input offsets they consumed, so they become visible to
+//! `read_committed` readers all at once, or (after a crash or an abort) not at all.
+
+use std::time::Duration;
+
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::util::Timeout;
+
+use super::KafkaSettings;
+use super::sink::Sink;
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One binding's transactional producer. Its `transactional.id` is stable across
+/// restarts, so a new process fences a zombie still holding the old one.
+pub struct TxnSink {
+    producer: FutureProducer,
+}
+
+impl TxnSink {
+    /// Creates the producer and registers its transactional id (blocking).
+    pub fn new(settings: &KafkaSettings, binding: &str) -> Result<Self, KafkaError> {
+        let producer: FutureProducer = settings
+            .producer()
+            .set("transactional.id", settings.group_id(binding))
+            .set("enable.idempotence", "true")
+            .create()?;
+        producer.init_transactions(Timeout::After(TXN_TIMEOUT))?;
+        Ok(Self { producer })
+    }
+
+    /// A [`Sink`] over the same producer: sends made between [`TxnSink::begin`] and
+    /// [`TxnSink::commit`] belong to the transaction.
+    pub fn sink(&self) -> Sink {
+        Sink::from_producer(self.producer.clone())
+    }
+
+    pub fn begin(&self) -> Result<(), KafkaError> {
+        self.producer.begin_transaction()
+    }
+
+    /// Adds the consumed offsets (the next offset to read, per partition) and commits.
+    /// Blocking.
+    pub fn commit(
+        &self,
+        offsets: &TopicPartitionList,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<(), KafkaError> {
+        self.producer
+            .send_offsets_to_transaction(offsets, group, Timeout::After(TXN_TIMEOUT))?;
+        self.producer
+            .commit_transaction(Timeout::After(TXN_TIMEOUT))
+    }
+
+    /// Aborts the open transaction, if any. Blocking.
+    pub fn abort(&self) {
+        if let Err(e) = self.producer.abort_transaction(Timeout::After(TXN_TIMEOUT)) {
+            tracing::warn!(error = %e, "aborting the transaction failed");
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The record loop of a `guarantee: exactly-once` binding or stage.
+//!
+//! Records are processed in batches; each batch's outputs, dead-letter records and
+//! state changes are produced inside one Kafka transaction that also commits the
+//! batch's input offsets. Readers with `isolation.level=read_committed` see a batch's
+//! effects all at once, or — if kfn dies or the transaction aborts — not at all, and
+//! the batch is processed again from the last committed offsets. Per record, the
+//! effects then happen exactly once.
+//!
+//! What stays at-least-once: a guest's own side effects (e.g. a consumer's logging),
+//! and the final window results and closed-markers the window closer publishes.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+
+use super::{Binding, Dedicated, Outcome, Step, run_step};
+use crate::kafka::{Sink, TxnSink, dead_letter};
+use crate::observe::BindingState;
+use crate::record::{Output, Record};
+
+/// Records per transaction at most: a commit costs a few round trips, so
+/// transactions are larger than the at-least-once batches.
+pub const TXN_BATCH: usize = 1_000;
+/// Attempts at committing one batch before the binding stops (and says why).
+const TXN_ATTEMPTS: u32 = 5;
+
+pub async fn run_records_exactly_once<S: Step + 'static>(b: Binding, txn: TxnSink, step: S) {
+    let step = match Dedicated::spawn(&b.name, step) {
+        Ok(s) => s,
+        Err(e) => {
+            b.stats.set_state(
+                BindingState::Stopped,
+                Some(format!("no worker thread: {e}")),
+            );
+            return;
+        }
+    };
+    let (sink, txn) = (txn.sink(), Arc::new(txn));
+    let mut pending: VecDeque<Record> = VecDeque::new();
+    let mut paused: Option<watch::Receiver<u64>> = None;
+    let mut broker_down = false;
+    b.stats.set_state(BindingState::Running, None);
+
+    'records: loop {
+        if let Some(changes) = paused.as_mut() {
+            tokio::select! {
+                biased;
+                () = b.shutdown.cancelled() => break,
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    paused = None;
+                }
+            }
+        }
+        if pending.is_empty() {
+            tokio::select! {
+                biased;
+                () = b.shutdown.cancelled() => break,
+                next = b.source.next() => match next {
+                    Ok(record) => {
+                        b.report_read_ok(&mut broker_down);
+                        pending.push_back(record);
+                        b.take_fetched(&mut pending, TXN_BATCH);
+                        b.stats.add_in(pending.len() as u64);
+                    }
+                    Err(e) => {
+                        b.report_read_error(&mut broker_down, &e).await;
+                        continue;
+                    }
+                },
+            }
+        }
+
+        let (batch, outcomes, changes) = run_step(&step, pending.drain(..).collect()).await;
+        let mut records = batch.into_iter();
+        let mut done: Vec<(Record, Outcome)> = Vec::with_capacity(outcomes.len());
+        for (record, outcome) in records.by_ref().zip(outcomes) {
+            match outcome {
+                Outcome::Pause { reason } => {
+                    b.report_pause(reason);
+                    pending.push_back(record);
+                    break;
+                }
+                Outcome::Fail {
+                    ref error,
+                    kind,
+                    attempts,
+                } => {
+                    b.report_failure(&record, error, kind, attempts);
+                    done.push((record, outcome));
+                }
+                Outcome::Emit(_) => {
+                    b.report_running();
+                    done.push((record, outcome));
+                }
+            }
+        }
+        pending.extend(records);
+        if !pending.is_empty() {
+            paused = changes;
+            if paused.is_none() {
+                tracing::error!(binding = %b.name, "paused with nothing to wait for; stopping");
+                break;
+            }
+        }
+        if done.is_empty() {
+            continue;
+        }
+
+        let mut attempt = 1;
+        loop {
+            match commit_batch(&b, &txn, &sink, &done).await {
+                Ok((outputs, dead_letters)) => {
+                    b.stats.add_out(outputs);
+                    for _ in 0..dead_letters {
+                        b.stats.add_dead_lettered();
+                    }
+                    break;
+                }
+                Err(error) => {
+                    let abort = txn.clone();
+                    let _ = tokio::task::spawn_blocking(move || abort.abort()).await;
+                    if attempt >= TXN_ATTEMPTS {
+                        // The batch is not committed: a restart processes it again.
+                        let reason =
+                            format!("transaction failed {attempt} times, stopped: {error}");
+                        tracing::error!(binding = %b.name, "{reason}");
+                        b.events
+                            .emit(crate::observe::EventKind::Broker, &b.name, reason.clone());
+                        b.stats.set_state(BindingState::Stopped, Some(reason));
+                        break 'records;
+                    }
+                    tracing::warn!(binding = %b.name, attempt, "transaction aborted, retrying: {error}");
+                    tokio::time::sleep(Duration::from_millis(200) * attempt).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+    if b.stats.state().0 != BindingState::Stopped {
+        b.stats.set_state(BindingState::Stopped, None);
+    }
+    // Offsets are committed inside transactions only; records fetched but not
+    // committed are read again by the next owner of their partitions.
+    b.source.close_uncommitted();
+}
+
+/// Produces a batch's effects and commits them with its offsets in one transaction.
+/// Returns (outputs sent, dead-letter records sent).
+async fn commit_batch(
+    b: &Binding,
+    txn: &Arc<TxnSink>,
+    sink: &Sink,
+    done: &[(Record, Outcome)],
+) -> Result<(u64, u64), String> {
+    txn.begin().map_err(|e| format!("begin: {e}"))?;
+    let mut records: Vec<(String, Output)> = Vec::new();
+    let mut dead_letters = 0;
+    for (record, outcome) in done {
+        match outcome {
+            Outcome::Emit(outputs) => {
+                for o in outputs {
+                    let topic = o
+                        .topic
+                        .clone()
+                        .or_else(|| b.out.clone())
+                        .unwrap_or_else(|| b.dlq.clone());
+                    records.push((topic, o.clone()));
+                }
+            }
+            Outcome::Fail {
+                error, attempts, ..
+            } => {
+                dead_letters += 1;
+                let letter = dead_letter(record, &b.name, b.function.as_deref(), error, *attempts);
+                records.push((b.dlq.clone(), letter));
+            }
+            Outcome::Pause { .. } => unreachable!("paused records are not in a batch"),
+        }
+    }
+    let sends = records
+        .iter()
+        .map(|(topic, o)| sink.send_once(topic, o.key.as_deref(), &o.value, &o.headers));
+    let total = records.len() as u64;
+    for result in futures::future::join_all(sends).await {
+        result.map_err(|e| format!("send: {e}"))?;
+    }
+
+    // The next offset to read, per partition: the batch is in offset order per partition.
+    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for (record, _) in done {
+        next.insert((record.topic.clone(), record.partition), record.offset + 1);
+    }
+    let mut offsets = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        offsets
+            .add_partition_offset(&topic, partition, Offset::Offset(offset))
+            .map_err(|e| format!("offsets: {e}"))?;
+    }
+    let group = b
+        .source
+        .group_metadata()
+        .ok_or("the consumer has no group metadata")?;
+    let commit = txn.clone();
+    tokio::task::spawn_blocking(move || commit.commit(&offsets, &group))
+        .await
+        .map_err(|e| format!("commit task: {e}"))?
+        .map_err(|e| format!("commit: {e}"))?;
+    Ok((total - dead_letters, dead_letters))
+}

@@ -229,7 +229,7 @@ test("page loads with a kfn title", T, async () => {
     async () => `broker health pill reads "${await page.locator("#health").innerText()}"`);
 });
 
-test("functions table lists all four functions as ready", T, async () => {
+test("functions table lists the app's four functions as ready", T, async () => {
   await waitInPage(
     (names) => names.every((n) => document.querySelector(`#functions-body tr[data-name="${n}"]`)?.dataset.status === "ready"),
     FUNCTIONS,
@@ -237,7 +237,9 @@ test("functions table lists all four functions as ready", T, async () => {
   );
   const row = page.locator('#functions-body tr[data-name="page-enricher"]');
   assert.match(await row.locator(".badge").innerText(), /ready/);
-  assert.equal(await page.locator("#functions-body tr").count(), FUNCTIONS.length);
+  // functions/ also holds the polyglot example's functions, which nothing in kfn.yaml
+  // binds: they are listed too (loaded in the background), so at least these four.
+  assert.ok(await page.locator("#functions-body tr").count() >= FUNCTIONS.length);
   assert.equal(await page.locator("#attention").isHidden(), true, "no problem pill in the top bar");
 });
 

@@ -7,19 +7,27 @@
 //!                                                        └──▶ HTTP / SSE
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod run;
+mod services;
+mod topics;
+
+use run::{restore, run_binding, run_binding_after, source};
+use services::{load_all, probe_broker, sample_rates};
+use topics::{changelogs, create_topics, topics};
+
 use anyhow::Context;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config, Guarantee};
+use crate::config::{self, Config};
 use crate::http::{self, Health, HttpState, Info};
-use crate::kafka::{EmbeddedBroker, KafkaSettings, Sink, Source, TxnSink};
+use crate::kafka::{EmbeddedBroker, KafkaSettings, Sink};
 use crate::observe::{BindingKind, BindingStats, EventKind, Events};
 use crate::pipeline::{
     self, AnalyticsStep, Binding, ConsumerStep, FunctionStep, KeySelector, Retry, ValueSelector,
@@ -415,288 +423,4 @@ fn retry(limits: &config::Limits) -> Retry {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// A binding's source: exactly-once bindings read only committed records and commit
-/// offsets inside their transactions.
-fn source(
-    settings: &KafkaSettings,
-    name: &str,
-    topic: &str,
-    guarantee: Guarantee,
-) -> Result<Source, rdkafka::error::KafkaError> {
-    match guarantee {
-        Guarantee::AtLeastOnce => Source::new(settings, name, topic),
-        Guarantee::ExactlyOnce => Source::transactional(settings, name, topic),
-    }
-}
-
-/// Runs a record-driven binding with the loop its guarantee needs.
-async fn run_binding<S: pipeline::Step + 'static>(
-    settings: KafkaSettings,
-    guarantee: Guarantee,
-    binding: Binding,
-    step: S,
-) {
-    run_binding_after(settings, guarantee, binding, step, async { true }).await;
-}
-
-/// [`run_binding`], once `ready` (e.g. restoring state) says true. Under exactly-once
-/// the transactional producer is registered first, which aborts whatever a crashed
-/// predecessor left open, so that `ready` reads settled data.
-async fn run_binding_after<S: pipeline::Step + 'static>(
-    settings: KafkaSettings,
-    guarantee: Guarantee,
-    binding: Binding,
-    step: S,
-    ready: impl std::future::Future<Output = bool>,
-) {
-    if guarantee == Guarantee::AtLeastOnce {
-        if ready.await {
-            pipeline::run_records(binding, step).await;
-        }
-        return;
-    }
-    if settings.embedded {
-        binding.events.emit(
-            EventKind::Info,
-            &binding.name,
-            "exactly-once on the embedded broker: transactions are accepted but not enforced (use a real cluster)",
-        );
-    }
-    let name = binding.name.clone();
-    match tokio::task::spawn_blocking(move || TxnSink::new(&settings, &name)).await {
-        Ok(Ok(txn)) => {
-            if ready.await {
-                pipeline::run_records_exactly_once(binding, txn, step).await;
-            }
-        }
-        Ok(Err(e)) => {
-            let reason = format!("cannot start transactions: {e}");
-            tracing::error!(binding = %binding.name, "{reason}");
-            binding
-                .events
-                .emit(EventKind::Broker, &binding.name, reason.clone());
-            binding
-                .stats
-                .set_state(crate::observe::BindingState::Stopped, Some(reason));
-        }
-        Err(e) => {
-            binding
-                .stats
-                .set_state(crate::observe::BindingState::Stopped, Some(e.to_string()));
-        }
-    }
-}
-
-/// Replays a store's changelog into it, showing progress on the stage's status.
-/// Returns false if the changelog cannot be read (the stage then stays stopped, with
-/// the reason shown, rather than run on incomplete state).
-async fn restore(
-    settings: &KafkaSettings,
-    changelog: &str,
-    store: Arc<WindowStore>,
-    stats: &Arc<BindingStats>,
-    events: &Events,
-) -> bool {
-    let started = std::time::Instant::now();
-    let (settings_, topic, progress_stats) =
-        (settings.clone(), changelog.to_string(), stats.clone());
-    let replayed = tokio::task::spawn_blocking(move || {
-        let mut bad = 0u64;
-        let n = crate::kafka::replay(
-            &settings_,
-            &topic,
-            |key, value| {
-                if store.restore(key, value).is_err() {
-                    bad += 1;
-                }
-            },
-            |done, total| {
-                progress_stats.set_state(
-                    crate::observe::BindingState::Starting,
-                    Some(format!(
-                        "restoring state from {topic}: {done} of {total} records"
-                    )),
-                );
-            },
-        );
-        n.map(|n| (n, bad))
-    })
-    .await;
-    let name = &stats.name;
-    match replayed {
-        Ok(Ok((n, bad))) => {
-            let ms = started.elapsed().as_millis();
-            if n > 0 {
-                let skipped = if bad > 0 {
-                    format!(" ({bad} unreadable records skipped)")
-                } else {
-                    String::new()
-                };
-                tracing::info!(store = %name, records = n, ms, "state restored from {changelog}{skipped}");
-                events.emit(
-                    EventKind::Info,
-                    name,
-                    format!("state restored: {n} changelog records in {ms} ms{skipped}"),
-                );
-            }
-            true
-        }
-        Ok(Err(e)) => {
-            let reason = format!("cannot restore state from {changelog}: {e}");
-            tracing::error!(store = %name, "{reason}");
-            events.emit(EventKind::Broker, name, reason.clone());
-            stats.set_state(crate::observe::BindingState::Stopped, Some(reason));
-            false
-        }
-        Err(e) => {
-            stats.set_state(
-                crate::observe::BindingState::Stopped,
-                Some(format!("restore failed: {e}")),
-            );
-            false
-        }
-    }
-}
-
-/// Every topic the config reads or writes, including dead-letter topics; the
-/// changelog topics of stores are returned apart, because they are compacted.
-fn changelogs(config: &Config) -> Vec<String> {
-    config
-        .analytics
-        .keys()
-        .map(|store| changelog::topic(&config.kafka.application_id, store))
-        .collect()
-}
-
-fn topics(config: &Config) -> Vec<String> {
-    let mut t = std::collections::BTreeSet::new();
-    for b in config.bindings.values() {
-        t.extend(b.input.iter().chain(&b.output).cloned());
-        if b.kind != config::BindingKind::Supplier {
-            t.insert(b.dlq.clone());
-        }
-    }
-    for a in config.analytics.values() {
-        t.insert(a.input.clone());
-        t.insert(a.dlq.clone());
-        t.extend(a.output.iter().cloned());
-    }
-    t.into_iter().collect()
-}
-
-/// Creates missing topics on a real cluster; an existing topic is fine, and a failure
-/// is only logged (the broker may auto-create, or an operator manages topics).
-async fn create_topics(settings: &KafkaSettings, topics: &[String], compact: bool) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = match settings.producer().create() {
-        Ok(a) => a,
-        Err(e) => {
-            return tracing::warn!(error = %e, "cannot create an admin client; not creating topics");
-        }
-    };
-    let new: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|t| {
-            let topic = NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(-1));
-            if compact {
-                topic.set("cleanup.policy", "compact")
-            } else {
-                topic
-            }
-        })
-        .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    match tokio::time::timeout(Duration::from_secs(15), admin.create_topics(&new, &opts)).await {
-        Ok(Ok(results)) => {
-            for r in results {
-                match r {
-                    Ok(topic) => tracing::info!(%topic, "topic created"),
-                    Err((topic, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
-                        tracing::debug!(%topic, "topic exists")
-                    }
-                    Err((topic, code)) => {
-                        tracing::warn!(%topic, error = %code, "topic not created")
-                    }
-                }
-            }
-        }
-        Ok(Err(e)) => tracing::warn!(error = %e, "creating topics failed"),
-        Err(_) => tracing::warn!("creating topics timed out"),
-    }
-}
-
-/// Loads every `*.wasm` in `dir`, compiling in parallel on the blocking pool.
-async fn load_all(registry: &Arc<Registry>, dir: &Path, needed: &BTreeSet<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return tracing::warn!(dir = %dir.display(), "functions directory not readable");
-    };
-    let (mut now, mut later) = (JoinSet::new(), Vec::new());
-    for path in entries.filter_map(Result::ok).map(|e| e.path()) {
-        if path.extension().is_some_and(|e| e == "wasm")
-            && let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned())
-        {
-            if needed.contains(&name) {
-                let registry = registry.clone();
-                now.spawn(async move {
-                    let _ = registry.load(&name, &path).await;
-                });
-            } else {
-                later.push((name, path));
-            }
-        }
-    }
-    while now.join_next().await.is_some() {}
-    // Functions nothing binds yet are loaded (and their compile cached) in the
-    // background, one at a time, so they never delay start-up or the data path.
-    if !later.is_empty() {
-        let registry = registry.clone();
-        tokio::spawn(async move {
-            for (name, path) in later {
-                let _ = registry.load(&name, &path).await;
-            }
-        });
-    }
-}
-
-async fn sample_rates(bindings: Vec<Arc<BindingStats>>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => bindings.iter().for_each(|b| b.sample_rates(1.0)),
-        }
-    }
-}
-
-async fn probe_broker(
-    sink: Sink,
-    health: Arc<Health>,
-    events: Events,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let s = sink.clone();
-        let result = tokio::task::spawn_blocking(move || s.ping(Duration::from_secs(2)))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-        let down = result.is_err();
-        let detail = result.clone().err();
-        if health.set(result) {
-            let message = match (down, detail) {
-                (true, Some(d)) => format!("broker unreachable: {d}"),
-                (true, None) => "broker unreachable".into(),
-                (false, _) => "broker reachable again".into(),
-            };
-            tracing::warn!("{message}");
-            events.emit(EventKind::Broker, "kafka", message);
-        }
-    }
 }

@@ -1,0 +1,88 @@
+//! The app's background services: loading functions at start, sampling rates, and
+//! probing the broker's health.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::Health;
+use crate::kafka::Sink;
+use crate::observe::{BindingStats, EventKind, Events};
+use crate::wasm::Registry;
+
+/// Loads every `*.wasm` in `dir`, compiling in parallel on the blocking pool.
+pub(super) async fn load_all(registry: &Arc<Registry>, dir: &Path, needed: &BTreeSet<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return tracing::warn!(dir = %dir.display(), "functions directory not readable");
+    };
+    let (mut now, mut later) = (JoinSet::new(), Vec::new());
+    for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+        if path.extension().is_some_and(|e| e == "wasm")
+            && let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned())
+        {
+            if needed.contains(&name) {
+                let registry = registry.clone();
+                now.spawn(async move {
+                    let _ = registry.load(&name, &path).await;
+                });
+            } else {
+                later.push((name, path));
+            }
+        }
+    }
+    while now.join_next().await.is_some() {}
+    // Functions nothing binds yet are loaded (and their compile cached) in the
+    // background, one at a time, so they never delay start-up or the data path.
+    if !later.is_empty() {
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            for (name, path) in later {
+                let _ = registry.load(&name, &path).await;
+            }
+        });
+    }
+}
+
+pub(super) async fn sample_rates(bindings: Vec<Arc<BindingStats>>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => bindings.iter().for_each(|b| b.sample_rates(1.0)),
+        }
+    }
+}
+
+pub(super) async fn probe_broker(
+    sink: Sink,
+    health: Arc<Health>,
+    events: Events,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let s = sink.clone();
+        let result = tokio::task::spawn_blocking(move || s.ping(Duration::from_secs(2)))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        let down = result.is_err();
+        let detail = result.clone().err();
+        if health.set(result) {
+            let message = match (down, detail) {
+                (true, Some(d)) => format!("broker unreachable: {d}"),
+                (true, None) => "broker unreachable".into(),
+                (false, _) => "broker reachable again".into(),
+            };
+            tracing::warn!("{message}");
+            events.emit(EventKind::Broker, "kafka", message);
+        }
+    }
+}

@@ -39,6 +39,9 @@ pub(super) fn topics(config: &Config) -> Vec<String> {
 pub(super) async fn create_topics(settings: &KafkaSettings, topics: &[String], compact: bool) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
+    if topics.is_empty() {
+        return;
+    }
     let admin: AdminClient<DefaultClientContext> = match settings.producer().create() {
         Ok(a) => a,
         Err(e) => {

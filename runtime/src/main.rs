@@ -68,6 +68,10 @@ enum Command {
         /// Records per run.
         #[arg(long, default_value_t = 200_000)]
         records: usize,
+        /// Also measure the same function in every language (size, compile cold and
+        /// warm, first call, per call, records/s through a binding).
+        #[arg(long)]
+        languages: bool,
         /// Write the results table (markdown) here too.
         #[arg(long)]
         output: Option<PathBuf>,
@@ -91,9 +95,11 @@ fn main() -> ExitCode {
             listen,
             no_build,
         } => runtime().and_then(|rt| rt.block_on(up(config, listen, no_build))),
-        Command::Bench { records, output } => {
-            runtime().and_then(|rt| rt.block_on(kfn::bench::run(records, output)))
-        }
+        Command::Bench {
+            records,
+            languages,
+            output,
+        } => runtime().and_then(|rt| rt.block_on(kfn::bench::run(records, languages, output))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -287,3 +287,27 @@ fn hot_swap_under_load_loses_and_duplicates_nothing() {
         "{instantiations} instantiations for {swaps} swaps"
     );
 }
+
+#[test]
+fn a_growing_heap_gets_a_fresh_instance_before_it_hits_the_cap() {
+    let (reg, _cache) = registry();
+    reg.load_blocking("probe", &common::guest("probe")).unwrap();
+    let limits = Limits {
+        memory_bytes: 16 << 20,
+        ..Limits::default()
+    };
+    let mut w = worker(&reg, "probe", World::Function, limits);
+    // 40 MiB kept over 40 calls under a 16 MiB cap: no call traps, because the
+    // instance is recycled between calls once it is three quarters full.
+    for i in 0..40 {
+        let out = w
+            .process(&record("grow"))
+            .unwrap_or_else(|e| panic!("call {i}: {e}"));
+        assert!(text(&out[0].value).ends_with("MiB kept"));
+    }
+    assert!(
+        w.instantiations() >= 3,
+        "recycled {} times",
+        w.instantiations()
+    );
+}

@@ -36,6 +36,7 @@ impl HostState {
         let limits = MemoryLimit {
             max_bytes: usize::try_from(memory_bytes).unwrap_or(usize::MAX),
             hit: false,
+            used: 0,
         };
         Self {
             // No preopens, no env, no args, no sockets: WASI here is only clocks,
@@ -95,11 +96,19 @@ impl host::Host for HostState {
 pub struct MemoryLimit {
     max_bytes: usize,
     pub(super) hit: bool,
+    /// The largest linear memory granted so far.
+    used: usize,
 }
 
 impl MemoryLimit {
     pub fn max_bytes(&self) -> usize {
         self.max_bytes
+    }
+
+    /// Whether the guest has grown past three quarters of its cap: worth a fresh
+    /// instance before the next call, rather than a trap in the middle of one.
+    pub fn nearly_full(&self) -> bool {
+        self.used > self.max_bytes / 4 * 3
     }
 }
 
@@ -112,6 +121,9 @@ impl ResourceLimiter for MemoryLimit {
     ) -> wasmtime::Result<bool> {
         let ok = desired <= self.max_bytes;
         self.hit |= !ok;
+        if ok {
+            self.used = self.used.max(desired);
+        }
         Ok(ok)
     }
 

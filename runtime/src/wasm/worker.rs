@@ -196,8 +196,15 @@ impl Worker {
                 expected: self.expected,
                 actual,
             }),
-            Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(message))) => Err(CallError::Guest { message }),
+            Ok(Ok(result)) => {
+                // Garbage-collected guests (JavaScript, Python, Go) grow their heap over
+                // many calls; recycle the instance between calls, before the cap traps one.
+                if active.store.data().limits.nearly_full() {
+                    tracing::debug!(function = %self.identity.function, "memory 3/4 full: a fresh instance for the next call");
+                    self.active = None;
+                }
+                result.map_err(|message| CallError::Guest { message })
+            }
             Ok(Err(trap)) => {
                 let message = describe_trap(&trap, &active.store, self.limits);
                 // A trapped store is unusable: the next call instantiates afresh.

@@ -13,6 +13,7 @@
 //   now           -> one output: now-ms in decimal
 //   count         -> one output: calls served by this instance, including this one
 //   flaky         -> Err on odd-numbered calls of this instance, else one output
+//   grow          -> keeps 1 MiB more alive per call (a heap that only grows)
 //   anything else -> "probe-v{VERSION}:" + value, same key, header probe-version
 
 wit_bindgen::generate!({
@@ -84,6 +85,13 @@ impl Guest for Probe {
             }
             "now" => Ok(vec![out(host::now_ms().to_string())]),
             "count" => Ok(vec![out(calls.to_string())]),
+            // Keeps 1 MiB more alive on every call, like a heap that only grows.
+            "grow" => {
+                static KEPT: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+                let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+                kept.push(core::hint::black_box(vec![1u8; 1 << 20]));
+                Ok(vec![out(format!("{} MiB kept", kept.len()))])
+            }
             // Fails on odd-numbered calls of this instance: a retry succeeds.
             "flaky" if calls % 2 == 1 => Err("probe error: flaky, try again".into()),
             "flaky" => Ok(vec![out(format!("flaky ok on call {calls}"))]),

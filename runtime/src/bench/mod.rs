@@ -21,6 +21,8 @@ use crate::observe::{BindingKind, BindingStats, Events};
 use crate::pipeline::{self, Binding, FunctionStep, MAX_IN_FLIGHT, Retry};
 use crate::wasm::{GuestIdentity, Limits, Registry, WasmEngine, Worker, World};
 
+mod languages;
+
 const PARTITIONS: i32 = 3;
 
 /// One measured run.
@@ -36,7 +38,7 @@ impl Measured {
     }
 }
 
-pub async fn run(records: usize, output: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run(records: usize, languages: bool, output: Option<PathBuf>) -> anyhow::Result<()> {
     let wasm = Path::new("functions/page-enricher.wasm");
     if !wasm.exists() {
         crate::builder::build_dir(Path::new("functions"), &[PathBuf::from("wit")], false)?;
@@ -53,8 +55,15 @@ pub async fn run(records: usize, output: Option<PathBuf>) -> anyhow::Result<()> 
         "bench-out-baseline",
         "bench-out-kfn",
         "bench.dlq",
-    ] {
-        broker.create_topic(t, PARTITIONS)?;
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(
+        languages::GUESTS
+            .iter()
+            .map(|(_, guest)| format!("bench-out-{guest}")),
+    ) {
+        broker.create_topic(&t, PARTITIONS)?;
     }
     let settings = KafkaSettings {
         bootstrap: broker.bootstrap().to_string(),
@@ -68,7 +77,12 @@ pub async fn run(records: usize, output: Option<PathBuf>) -> anyhow::Result<()> 
     eprintln!("kfn bench: baseline (rdkafka consume → produce) ...");
     let baseline = passthrough(&settings, records).await?;
     eprintln!("kfn bench: kfn function binding (page-enricher.wasm) ...");
-    let kfn = function_binding(&settings, wasm, records).await?;
+    let kfn = Measured {
+        name: "kfn: function binding (Rust wasm)",
+        records,
+        elapsed: function_binding(&settings, "page-enricher", wasm, "bench-out-kfn", records)
+            .await?,
+    };
 
     let ratio = kfn.rate() / baseline.rate();
     let table = format!(
@@ -86,6 +100,11 @@ pub async fn run(records: usize, output: Option<PathBuf>) -> anyhow::Result<()> 
         kfn.rate(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
+    let mut table = table;
+    if languages {
+        eprintln!("kfn bench: per-language guests ...");
+        table += &languages::table(&settings, records, baseline.rate()).await?;
+    }
     println!("{table}");
     if let Some(path) = output {
         std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
@@ -161,40 +180,44 @@ async fn passthrough(settings: &KafkaSettings, records: usize) -> anyhow::Result
     })
 }
 
+/// Runs function `name` (from `wasm`) as a binding over all of `bench-in`, in its own
+/// consumer group, writing to `out`; measures until `records` outputs are acknowledged.
 async fn function_binding(
     settings: &KafkaSettings,
+    name: &str,
     wasm: &Path,
+    out: &str,
     records: usize,
-) -> anyhow::Result<Measured> {
+) -> anyhow::Result<Duration> {
     let engine = WasmEngine::new(Some(PathBuf::from(".kfn/cache")))?;
     let registry = Registry::new(engine.clone(), Events::new());
-    registry.load("page-enricher", wasm).await?;
+    registry.load(name, wasm).await?;
     let started = Instant::now();
     let stats = BindingStats::new(
-        "bench",
+        name,
         BindingKind::Function,
-        Some("page-enricher".into()),
+        Some(name.into()),
         Some("bench-in".into()),
-        Some("bench-out-kfn".into()),
+        Some(out.into()),
     );
     let shutdown = CancellationToken::new();
     let worker = Worker::new(
         engine,
-        registry.slot("page-enricher"),
+        registry.slot(name),
         GuestIdentity {
-            binding: "bench".into(),
-            function: "page-enricher".into(),
+            binding: name.into(),
+            function: name.into(),
         },
         Default::default(),
         Limits::default(),
         World::Function,
     );
     let binding = Binding {
-        name: "bench".into(),
-        function: Some("page-enricher".into()),
-        source: Source::new(settings, "kfn", "bench-in")?,
+        name: name.into(),
+        function: Some(name.into()),
+        source: Source::new(settings, &format!("kfn-{name}"), "bench-in")?,
         sink: Sink::new(settings)?,
-        out: Some("bench-out-kfn".into()),
+        out: Some(out.into()),
         dlq: "bench.dlq".into(),
         stats: stats.clone(),
         events: Events::new(),
@@ -208,11 +231,7 @@ async fn function_binding(
     let elapsed = started.elapsed();
     shutdown.cancel();
     let _ = task.await;
-    Ok(Measured {
-        name: "kfn: function binding (Rust wasm)",
-        records,
-        elapsed,
-    })
+    Ok(elapsed)
 }
 
 async fn wait_for(stats: &Arc<BindingStats>, records: usize) -> anyhow::Result<()> {

@@ -10,36 +10,14 @@ use std::time::Duration;
 use common::{
     eventually, get_json, http, produce, producer, read_n, read_until_quiet, reader, sse,
 };
-use kfn::app::{App, Options};
-use kfn::config::Config;
+use kfn::app::App;
 
 const LONG: Duration = Duration::from_secs(30);
 
-/// Writes `yaml` and the given `.wasm` files into a temp dir and starts kfn there.
+/// Starts kfn in a temp dir with `yaml` and the given `.wasm` files.
 async fn start(yaml: &str, functions: &[(&str, PathBuf)]) -> (App, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("functions")).unwrap();
-    for (name, wasm) in functions {
-        std::fs::copy(
-            wasm,
-            dir.path().join("functions").join(format!("{name}.wasm")),
-        )
-        .unwrap();
-    }
-    let path = dir.path().join("kfn.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let config = Config::load(&path).unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
-    let app = App::start(
-        config,
-        Options {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            watch: true,
-            config_path: Some(path),
-            cache_dir: Some(common::cache_dir()),
-        },
-    )
-    .await
-    .expect("kfn starts");
+    let app = common::start_app(dir.path(), yaml, functions).await;
     (app, dir)
 }
 

@@ -7,13 +7,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::{eventually, produce, producer, read_n, read_until_quiet, reader};
-use kfn::app::{App, Options};
-use kfn::config::Config;
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -49,27 +47,6 @@ fn logged(needle: &str) -> bool {
     String::from_utf8_lossy(&logs().lock().unwrap()).contains(needle)
 }
 
-async fn start_in(dir: &Path, yaml: &str, functions: &[(&str, PathBuf)]) -> App {
-    std::fs::create_dir_all(dir.join("functions")).unwrap();
-    for (name, wasm) in functions {
-        std::fs::copy(wasm, dir.join("functions").join(format!("{name}.wasm"))).unwrap();
-    }
-    let path = dir.join("kfn.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let config = Config::load(&path).unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
-    App::start(
-        config,
-        Options {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            watch: true,
-            config_path: Some(path),
-            cache_dir: Some(common::cache_dir()),
-        },
-    )
-    .await
-    .expect("kfn starts")
-}
-
 /// (guest, the prefix its echo adds)
 const PROBES: [(&str, &str); 5] = [
     ("probe", "probe-v1:"),
@@ -95,7 +72,7 @@ async fn every_language_processes_logs_and_dead_letters() {
         PROBES.iter().map(|(g, _)| (*g, common::guest(g))).collect();
     functions.push(("js-consumer", common::guest("js-consumer")));
     functions.push(("py-supplier", common::guest("py-supplier")));
-    let app = start_in(dir.path(), &yaml, &functions).await;
+    let app = common::start_app(dir.path(), &yaml, &functions).await;
     let p = producer(&app.bootstrap);
 
     for (guest, prefix) in PROBES {
@@ -156,7 +133,7 @@ async fn every_language_processes_logs_and_dead_letters() {
 async fn one_binding_swaps_rust_to_python_to_javascript_under_load() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = "kafka: { brokers: embedded }\nbindings:\n  swap: { function: fn, in: S, out: T }\n";
-    let app = start_in(dir.path(), yaml, &[("fn", common::guest("probe"))]).await;
+    let app = common::start_app(dir.path(), yaml, &[("fn", common::guest("probe"))]).await;
     let bootstrap = app.bootstrap.clone();
     let out = reader(&bootstrap, "T");
 
@@ -235,7 +212,7 @@ async fn kfn_new_python_then_build_drops_into_a_running_app() {
     let yaml = "kafka: { brokers: embedded }\nbindings:\n  hello: { function: hello, in: H, out: H-out }\n";
     // `hello` does not exist yet: kfn starts, and the binding waits for it.
     std::fs::create_dir_all(dir.path().join("functions/hello")).unwrap();
-    let app = start_in(dir.path(), yaml, &[]).await;
+    let app = common::start_app(dir.path(), yaml, &[]).await;
     std::fs::remove_dir(dir.path().join("functions/hello")).unwrap();
     produce(&producer(&app.bootstrap), "H", Some("k"), "hi", None).await;
 

@@ -99,19 +99,7 @@ fn check_probe(lang: &str) {
     assert_eq!(out[0].key.as_deref(), Some(&b"k"[..]));
     assert_eq!(out[0].topic, None);
 
-    assert_eq!(
-        text(&w.process(&record("config:tag")).unwrap()[0].value),
-        "blue"
-    );
-    assert_eq!(
-        text(&w.process(&record("config:nope")).unwrap()[0].value),
-        "<unset>"
-    );
-
-    assert_eq!(
-        text(&w.process(&record("log:hi from the guest")).unwrap()[0].value),
-        "logged"
-    );
+    common::assert_host_imports(&mut w);
     let logged = logs.text();
     assert!(
         logged.contains("hi from the guest") && logged.contains(&name),

@@ -37,18 +37,7 @@ fn calls_a_function_and_its_host_imports() {
     let routed = w.process(&record("route:elsewhere")).unwrap();
     assert_eq!(routed[0].topic.as_deref(), Some("elsewhere"));
 
-    assert_eq!(
-        text(&w.process(&record("config:tag")).unwrap()[0].value),
-        "blue"
-    );
-    assert_eq!(
-        text(&w.process(&record("config:nope")).unwrap()[0].value),
-        "<unset>"
-    );
-    assert_eq!(
-        text(&w.process(&record("log:hi from the guest")).unwrap()[0].value),
-        "logged"
-    );
+    common::assert_host_imports(&mut w);
 
     let now: i64 = text(&w.process(&record("now")).unwrap()[0].value)
         .parse()

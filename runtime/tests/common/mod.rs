@@ -319,3 +319,40 @@ pub fn replace_function(dir: &Path, name: &str, from: &Path) {
     std::fs::copy(from, &tmp).unwrap();
     std::fs::rename(&tmp, dir.join("functions").join(format!("{name}.wasm"))).unwrap();
 }
+
+/// Writes `yaml` as `<dir>/kfn.yaml`, copies the given `.wasm` files into
+/// `<dir>/functions/`, and starts kfn there (HTTP on a free port, the shared cache).
+pub async fn start_app(dir: &Path, yaml: &str, functions: &[(&str, PathBuf)]) -> kfn::app::App {
+    std::fs::create_dir_all(dir.join("functions")).unwrap();
+    for (name, wasm) in functions {
+        std::fs::copy(wasm, dir.join("functions").join(format!("{name}.wasm"))).unwrap();
+    }
+    let path = dir.join("kfn.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let config =
+        kfn::config::Config::load(&path).unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+    kfn::app::App::start(
+        config,
+        kfn::app::Options {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            watch: true,
+            config_path: Some(path),
+            cache_dir: Some(cache_dir()),
+        },
+    )
+    .await
+    .expect("kfn starts")
+}
+
+/// The host imports seen from a probe guest: config values (set and unset) and logging.
+pub fn assert_host_imports(w: &mut kfn::wasm::Worker) {
+    let one = |w: &mut kfn::wasm::Worker, input: &str| {
+        let out = w
+            .process(&record(input))
+            .unwrap_or_else(|e| panic!("{input}: {e}"));
+        String::from_utf8(out[0].value.clone()).unwrap()
+    };
+    assert_eq!(one(w, "config:tag"), "blue");
+    assert_eq!(one(w, "config:nope"), "<unset>");
+    assert_eq!(one(w, "log:hi from the guest"), "logged");
+}

@@ -167,7 +167,7 @@ fn new(world: &str, name: &str, lang: &str, dir: Option<PathBuf>) -> anyhow::Res
 
 fn build(dir: Option<PathBuf>, force: bool) -> anyhow::Result<()> {
     let (dir, wit) = functions_dir(dir);
-    let results = kfn::builder::build_dir(&dir, &[wit], force)?;
+    let results = kfn::builder::build_dir(&dir, &[wit], force, None)?;
     let failed: Vec<_> = results
         .iter()
         .filter_map(|(name, b)| {
@@ -191,11 +191,13 @@ async fn up(
         ),
     };
     if !no_build {
-        let dir = config.functions.dir.clone();
-        let wit = config.base_dir.join("wit");
-        let results =
-            tokio::task::spawn_blocking(move || kfn::builder::build_dir(&dir, &[wit], false))
-                .await??;
+        // Only what this app binds: `kfn build` builds everything.
+        let (dir, wit) = (config.functions.dir.clone(), config.base_dir.join("wit"));
+        let needed = config.referenced_functions();
+        let results = tokio::task::spawn_blocking(move || {
+            kfn::builder::build_dir(&dir, &[wit], false, Some(&needed))
+        })
+        .await??;
         for (name, b) in results {
             if let kfn::builder::Built::Failed { error } = b {
                 // Keep going: its bindings show as paused with this error.

@@ -62,10 +62,12 @@ pub enum Built {
 
 /// Builds every stale function folder under `dir`; `extra_inputs` (e.g. the `wit/`
 /// folder) count as sources of every function. Prints progress to stderr.
+/// With `only`, just those functions are considered (what an app binds).
 pub fn build_dir(
     dir: &Path,
     extra_inputs: &[PathBuf],
     force: bool,
+    only: Option<&std::collections::BTreeSet<String>>,
 ) -> Result<Vec<(String, Built)>, BuildError> {
     // Absolute, because cargo runs inside each function folder.
     let dir = &std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
@@ -93,6 +95,9 @@ pub fn build_dir(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        if only.is_some_and(|only| !only.contains(&name)) {
+            continue;
+        }
         let wasm = dir.join(format!("{name}.wasm"));
         let Some(lang) = LANGUAGES.iter().find(|l| (l.detect)(&folder)) else {
             if is_source_folder(&folder) {

@@ -89,7 +89,7 @@ pub async fn run(records: usize, languages: bool, output: Option<PathBuf>) -> an
         "| run | records | seconds | records/s |\n|---|---:|---:|---:|\n\
          | {} | {} | {:.2} | {:.0} |\n| {} | {} | {:.2} | {:.0} |\n\n\
          kfn / baseline = **{ratio:.2}** ({} cores; embedded broker, {PARTITIONS} partitions, \
-         ~120 B JSON records; both runs store offsets only after the output is acknowledged)\n",
+         ~80 B JSON records; both runs store offsets only after the output is acknowledged)\n",
         baseline.name,
         baseline.records,
         baseline.elapsed.as_secs_f64(),

@@ -57,6 +57,12 @@ impl TxnSink {
             .commit_transaction(Timeout::After(TXN_TIMEOUT))
     }
 
+    /// Whether `e` leaves the producer unusable (e.g. fenced by a newer instance with
+    /// the same transactional id): then only a new process can go on.
+    pub fn is_fatal(e: &KafkaError) -> bool {
+        matches!(e, KafkaError::Transaction(err) if err.is_fatal())
+    }
+
     /// Aborts the open transaction, if any. Blocking.
     pub fn abort(&self) {
         if let Err(e) = self.producer.abort_transaction(Timeout::After(TXN_TIMEOUT)) {

@@ -19,14 +19,15 @@ use tokio::sync::watch;
 
 use super::{Binding, Dedicated, Outcome, Step, run_step};
 use crate::kafka::{Sink, TxnSink, dead_letter};
-use crate::observe::BindingState;
+use crate::observe::{BindingState, EventKind};
 use crate::record::{Output, Record};
 
 /// Records per transaction at most: a commit costs a few round trips, so
 /// transactions are larger than the at-least-once batches.
 pub const TXN_BATCH: usize = 1_000;
-/// Attempts at committing one batch before the binding stops (and says why).
-const TXN_ATTEMPTS: u32 = 5;
+/// The longest wait between attempts at committing a batch (e.g. while the broker
+/// is away); attempts go on until it commits or the producer is fenced.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub async fn run_records_exactly_once<S: Step + 'static>(b: Binding, txn: TxnSink, step: S) {
     let step = match Dedicated::spawn(&b.name, step) {
@@ -113,7 +114,7 @@ pub async fn run_records_exactly_once<S: Step + 'static>(b: Binding, txn: TxnSin
             continue;
         }
 
-        let mut attempt = 1;
+        let mut attempt = 1u32;
         loop {
             match commit_batch(&b, &txn, &sink, &done).await {
                 Ok((outputs, dead_letters)) => {
@@ -121,23 +122,39 @@ pub async fn run_records_exactly_once<S: Step + 'static>(b: Binding, txn: TxnSin
                     for _ in 0..dead_letters {
                         b.stats.add_dead_lettered();
                     }
+                    if attempt > 1 {
+                        b.events.emit(
+                            EventKind::Broker,
+                            &b.name,
+                            format!("transaction committed after {attempt} attempts"),
+                        );
+                    }
                     break;
                 }
-                Err(error) => {
+                Err(Failed { message, fatal }) => {
                     let abort = txn.clone();
                     let _ = tokio::task::spawn_blocking(move || abort.abort()).await;
-                    if attempt >= TXN_ATTEMPTS {
-                        // The batch is not committed: a restart processes it again.
-                        let reason =
-                            format!("transaction failed {attempt} times, stopped: {error}");
+                    if fatal || b.shutdown.is_cancelled() {
+                        // The batch is not committed: whoever runs next processes it again.
+                        let reason = format!("transaction failed, stopped: {message}");
                         tracing::error!(binding = %b.name, "{reason}");
-                        b.events
-                            .emit(crate::observe::EventKind::Broker, &b.name, reason.clone());
+                        b.events.emit(EventKind::Broker, &b.name, reason.clone());
                         b.stats.set_state(BindingState::Stopped, Some(reason));
                         break 'records;
                     }
-                    tracing::warn!(binding = %b.name, attempt, "transaction aborted, retrying: {error}");
-                    tokio::time::sleep(Duration::from_millis(200) * attempt).await;
+                    if attempt == 1 {
+                        tracing::warn!(binding = %b.name, "transaction aborted, retrying until it commits: {message}");
+                        b.events.emit(
+                            EventKind::Broker,
+                            &b.name,
+                            format!("transaction aborted, retrying: {message}"),
+                        );
+                    }
+                    let wait = (Duration::from_millis(200) * attempt).min(MAX_BACKOFF);
+                    tokio::select! {
+                        () = b.shutdown.cancelled() => {}
+                        () = tokio::time::sleep(wait) => {}
+                    }
                     attempt += 1;
                 }
             }
@@ -151,6 +168,29 @@ pub async fn run_records_exactly_once<S: Step + 'static>(b: Binding, txn: TxnSin
     b.source.close_uncommitted();
 }
 
+/// Why a batch did not commit.
+struct Failed {
+    message: String,
+    /// The producer cannot go on (fenced): retrying is pointless.
+    fatal: bool,
+}
+
+impl Failed {
+    fn kafka(step: &str) -> impl Fn(rdkafka::error::KafkaError) -> Failed + '_ {
+        move |e| Failed {
+            fatal: TxnSink::is_fatal(&e),
+            message: format!("{step}: {e}"),
+        }
+    }
+
+    fn other(message: impl Into<String>) -> Failed {
+        Failed {
+            message: message.into(),
+            fatal: false,
+        }
+    }
+}
+
 /// Produces a batch's effects and commits them with its offsets in one transaction.
 /// Returns (outputs sent, dead-letter records sent).
 async fn commit_batch(
@@ -158,8 +198,8 @@ async fn commit_batch(
     txn: &Arc<TxnSink>,
     sink: &Sink,
     done: &[(Record, Outcome)],
-) -> Result<(u64, u64), String> {
-    txn.begin().map_err(|e| format!("begin: {e}"))?;
+) -> Result<(u64, u64), Failed> {
+    txn.begin().map_err(Failed::kafka("begin"))?;
     let mut records: Vec<(String, Output)> = Vec::new();
     let mut dead_letters = 0;
     for (record, outcome) in done {
@@ -189,7 +229,7 @@ async fn commit_batch(
         .map(|(topic, o)| sink.send_once(topic, o.key.as_deref(), &o.value, &o.headers));
     let total = records.len() as u64;
     for result in futures::future::join_all(sends).await {
-        result.map_err(|e| format!("send: {e}"))?;
+        result.map_err(Failed::kafka("send"))?;
     }
 
     // The next offset to read, per partition: the batch is in offset order per partition.
@@ -201,16 +241,16 @@ async fn commit_batch(
     for ((topic, partition), offset) in next {
         offsets
             .add_partition_offset(&topic, partition, Offset::Offset(offset))
-            .map_err(|e| format!("offsets: {e}"))?;
+            .map_err(Failed::kafka("offsets"))?;
     }
     let group = b
         .source
         .group_metadata()
-        .ok_or("the consumer has no group metadata")?;
+        .ok_or_else(|| Failed::other("the consumer has no group metadata"))?;
     let commit = txn.clone();
     tokio::task::spawn_blocking(move || commit.commit(&offsets, &group))
         .await
-        .map_err(|e| format!("commit task: {e}"))?
-        .map_err(|e| format!("commit: {e}"))?;
+        .map_err(|e| Failed::other(format!("commit task: {e}")))?
+        .map_err(Failed::kafka("commit"))?;
     Ok((total - dead_letters, dead_letters))
 }

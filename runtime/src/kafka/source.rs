@@ -85,6 +85,21 @@ impl Source {
         }
     }
 
+    /// Moves the read position of `partition` back to `offset`, so that records are
+    /// read again (after an aborted transaction). A partition no longer assigned is
+    /// skipped: its next owner starts from the committed offset anyway.
+    pub fn rewind(&self, partition: i32, offset: i64) {
+        let to = rdkafka::Offset::Offset(offset);
+        if let Err(e) = self.consumer().seek(
+            &self.topic,
+            partition,
+            to,
+            std::time::Duration::from_secs(10),
+        ) {
+            tracing::debug!(topic = %self.topic, partition, offset, error = %e, "rewind skipped");
+        }
+    }
+
     /// The group's identity, for committing offsets inside a transaction.
     pub fn group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
         self.consumer().group_metadata()

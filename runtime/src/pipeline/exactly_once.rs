@@ -8,7 +8,10 @@
 //! effects then happen exactly once.
 //!
 //! What stays at-least-once: a guest's own side effects (e.g. a consumer's logging),
-//! and the final window results and closed-markers the window closer publishes.
+//! and the final window results and closed-markers the window closer publishes. An
+//! aborted transaction rewinds the source and processes the batch again; a window
+//! store's in-memory state is not rolled back then (its changelog is), so its live
+//! counts can run ahead until the next restart restores the committed state.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -25,8 +28,8 @@ use crate::record::{Output, Record};
 /// Records per transaction at most: a commit costs a few round trips, so
 /// transactions are larger than the at-least-once batches.
 pub const TXN_BATCH: usize = 1_000;
-/// The longest wait between attempts at committing a batch (e.g. while the broker
-/// is away); attempts go on until it commits or the producer is fenced.
+/// The longest wait before reading a batch again after its transaction aborted (e.g.
+/// while the broker is away); this goes on until it commits or the producer is fenced.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub async fn run_records_exactly_once<S: Step + 'static>(b: Binding, txn: TxnSink, step: S) {
@@ -44,9 +47,10 @@ pub async fn run_records_exactly_once<S: Step + 'static>(b: Binding, txn: TxnSin
     let mut pending: VecDeque<Record> = VecDeque::new();
     let mut paused: Option<watch::Receiver<u64>> = None;
     let mut broker_down = false;
+    let mut aborts = 0u32;
     b.stats.set_state(BindingState::Running, None);
 
-    'records: loop {
+    loop {
         if let Some(changes) = paused.as_mut() {
             tokio::select! {
                 biased;
@@ -114,48 +118,55 @@ pub async fn run_records_exactly_once<S: Step + 'static>(b: Binding, txn: TxnSin
             continue;
         }
 
-        let mut attempt = 1u32;
-        loop {
-            match commit_batch(&b, &txn, &sink, &done).await {
-                Ok((outputs, dead_letters)) => {
-                    b.stats.add_out(outputs);
-                    for _ in 0..dead_letters {
-                        b.stats.add_dead_lettered();
-                    }
-                    if attempt > 1 {
-                        b.events.emit(
-                            EventKind::Broker,
-                            &b.name,
-                            format!("transaction committed after {attempt} attempts"),
-                        );
-                    }
+        match commit_batch(&b, &txn, &sink, &done).await {
+            Ok((outputs, dead_letters)) => {
+                b.stats.add_out(outputs);
+                for _ in 0..dead_letters {
+                    b.stats.add_dead_lettered();
+                }
+                if std::mem::take(&mut aborts) > 0 {
+                    b.events
+                        .emit(EventKind::Broker, &b.name, "transactions commit again");
+                }
+            }
+            Err(Failed { message, fatal }) => {
+                let abort = txn.clone();
+                let _ = tokio::task::spawn_blocking(move || abort.abort()).await;
+                if fatal {
+                    // Nothing of the batch is committed: whoever runs next does it again.
+                    let reason = format!("transaction failed, stopped: {message}");
+                    tracing::error!(binding = %b.name, "{reason}");
+                    b.events.emit(EventKind::Broker, &b.name, reason.clone());
+                    b.stats.set_state(BindingState::Stopped, Some(reason));
                     break;
                 }
-                Err(Failed { message, fatal }) => {
-                    let abort = txn.clone();
-                    let _ = tokio::task::spawn_blocking(move || abort.abort()).await;
-                    if fatal || b.shutdown.is_cancelled() {
-                        // The batch is not committed: whoever runs next processes it again.
-                        let reason = format!("transaction failed, stopped: {message}");
-                        tracing::error!(binding = %b.name, "{reason}");
-                        b.events.emit(EventKind::Broker, &b.name, reason.clone());
-                        b.stats.set_state(BindingState::Stopped, Some(reason));
-                        break 'records;
-                    }
-                    if attempt == 1 {
-                        tracing::warn!(binding = %b.name, "transaction aborted, retrying until it commits: {message}");
-                        b.events.emit(
-                            EventKind::Broker,
-                            &b.name,
-                            format!("transaction aborted, retrying: {message}"),
-                        );
-                    }
-                    let wait = (Duration::from_millis(200) * attempt).min(MAX_BACKOFF);
-                    tokio::select! {
-                        () = b.shutdown.cancelled() => {}
-                        () = tokio::time::sleep(wait) => {}
-                    }
-                    attempt += 1;
+                if aborts == 0 {
+                    tracing::warn!(binding = %b.name, "transaction aborted; the batch will be read and processed again: {message}");
+                    b.events.emit(
+                        EventKind::Broker,
+                        &b.name,
+                        format!("transaction aborted, retrying: {message}"),
+                    );
+                }
+                aborts += 1;
+                // Read the batch again: going back through the source (rather than
+                // re-sending the same outputs) lets the consumer rejoin its group if
+                // the broker forgot it, so the next commit carries valid group metadata.
+                let mut first: BTreeMap<i32, i64> = BTreeMap::new();
+                for (record, _) in &done {
+                    first.entry(record.partition).or_insert(record.offset);
+                }
+                for record in pending.drain(..) {
+                    first.entry(record.partition).or_insert(record.offset);
+                }
+                for (partition, offset) in first {
+                    b.source.rewind(partition, offset);
+                }
+                paused = None;
+                let wait = (Duration::from_millis(200) * aborts).min(MAX_BACKOFF);
+                tokio::select! {
+                    () = b.shutdown.cancelled() => break,
+                    () = tokio::time::sleep(wait) => {}
                 }
             }
         }

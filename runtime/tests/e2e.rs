@@ -78,7 +78,7 @@ analytics:
     in: A
     function: page-filter
     key: /name
-    window: { tumbling: 1s }
+    window: { tumbling: 1s, grace: 3s }
     aggregate: count
     out: A-out
 "#;
@@ -87,8 +87,12 @@ analytics:
 
     // 400 events over 4 s of event time, a minute ago, in one partition (one key),
     // so stream time only moves forward; the windows then close on idle wall-clock.
+    // The grace keeps a window open through a stall of a loaded machine mid-stream
+    // (idle time advances the watermark too); all sends are in flight at once.
     let base = (kfn::record::now_ms() / 1000 - 60) * 1000;
     let mut expected: BTreeMap<(i64, String), u64> = BTreeMap::new();
+    let mut sends = Vec::new();
+    let p = &p;
     for i in 0..400i64 {
         let name = ["P1", "P2", "P3"][(i * 7 % 3) as usize];
         let duration = (i * 37) % 300; // about a third are <= 100 and filtered out
@@ -99,8 +103,9 @@ analytics:
                 .or_default() += 1;
         }
         let value = format!(r#"{{"name":"{name}","user":"U1","date":"x","duration":{duration}}}"#);
-        produce(&p, "A", Some("k"), &value, Some(ts)).await;
+        sends.push(async move { produce(p, "A", Some("k"), &value, Some(ts)).await });
     }
+    futures::future::join_all(sends).await;
 
     let out = read_n(&reader(&app.bootstrap, "A-out"), expected.len(), LONG).await;
     let got: BTreeMap<(i64, String), u64> = out

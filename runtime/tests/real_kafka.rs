@@ -265,7 +265,9 @@ async fn sigterm_drains_commits_and_exits_zero_and_a_restart_continues() {
     let (producing, _) = produce_numbered(input.clone(), total, 4_000);
 
     let kfn = Kfn::start(dir.path());
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Stop it mid-stream: as soon as it has produced something (the input takes ~5 s).
+    let first = reader(&bootstrap(), &output);
+    common::read_n(&first, 1, LONG).await;
     let status = kfn.terminate(Duration::from_secs(30));
     assert!(status.success(), "kfn exited with {status} on SIGTERM");
     let before = outputs(&output).await;

@@ -92,7 +92,7 @@ analytics:
     let base = (kfn::record::now_ms() / 1000 - 60) * 1000;
     let mut expected: BTreeMap<(i64, String), u64> = BTreeMap::new();
     let mut sends = Vec::new();
-    let p = &p;
+    let sender = &p;
     for i in 0..400i64 {
         let name = ["P1", "P2", "P3"][(i * 7 % 3) as usize];
         let duration = (i * 37) % 300; // about a third are <= 100 and filtered out
@@ -103,7 +103,7 @@ analytics:
                 .or_default() += 1;
         }
         let value = format!(r#"{{"name":"{name}","user":"U1","date":"x","duration":{duration}}}"#);
-        sends.push(async move { produce(p, "A", Some("k"), &value, Some(ts)).await });
+        sends.push(async move { produce(sender, "A", Some("k"), &value, Some(ts)).await });
     }
     futures::future::join_all(sends).await;
 

@@ -30,22 +30,10 @@ fn ms(d: Duration) -> f64 {
 /// Compiles `name` with a fresh cache, then with a second engine on the same cache
 /// (as after a restart); prints both and returns the cache directory.
 fn compile_cold_and_warm(name: &str) -> tempfile::TempDir {
-    let cache = tempfile::tempdir().unwrap();
-    let path = common::guest(name);
-    let bytes = std::fs::read(&path).unwrap();
-    let cold = WasmEngine::new(Some(cache.path().to_path_buf()))
-        .unwrap()
-        .compile(&path, &bytes)
-        .unwrap();
-    assert!(!cold.from_cache);
-    let warm = WasmEngine::new(Some(cache.path().to_path_buf()))
-        .unwrap()
-        .compile(&path, &bytes)
-        .unwrap();
-    assert!(warm.from_cache, "second engine did not use the cache");
+    let (cold, warm, cache) = common::compile_cold_and_warm(name);
     eprintln!(
         "{name}: {:.1} MB, compile cold {} ms, from cache {} ms",
-        bytes.len() as f64 / 1e6,
+        cold.size_bytes as f64 / 1e6,
         cold.compile_ms,
         warm.compile_ms
     );

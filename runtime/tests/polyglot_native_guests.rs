@@ -13,7 +13,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use kfn::wasm::{CallError, Limits, Registry, WasmEngine, Worker, World};
+use kfn::wasm::{CallError, Limits, Registry, Worker, World};
 
 fn worker(guest: &str) -> (Worker, Arc<Registry>, tempfile::TempDir) {
     let (registry, cache) = common::registry();
@@ -106,19 +106,7 @@ fn the_probe_behaves(lang: &str) {
 /// time per call over 1000 calls.
 fn measure(lang: &str) {
     let guest = format!("{lang}-probe");
-    let path = common::guest(&guest);
-    let bytes = std::fs::read(&path).unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let cold = WasmEngine::new(Some(cache.path().to_path_buf()))
-        .unwrap()
-        .compile(&path, &bytes)
-        .unwrap();
-    assert!(!cold.from_cache);
-    let warm = WasmEngine::new(Some(cache.path().to_path_buf()))
-        .unwrap()
-        .compile(&path, &bytes)
-        .unwrap();
-    assert!(warm.from_cache, "second engine did not use the cache");
+    let (cold, warm, _cache) = common::compile_cold_and_warm(&guest);
     assert_eq!(cold.world, World::Function);
 
     let (mut w, _registry, _cache) = worker(&guest);
@@ -140,7 +128,7 @@ fn measure(lang: &str) {
     println!(
         "{guest}: {} KB, compile cold {} ms, warm (cache) {} ms, first call (instantiate) {:.2} ms, \
          {:.1} µs per call (200 B, {calls} calls)",
-        bytes.len() / 1024,
+        cold.size_bytes / 1024,
         cold.compile_ms,
         warm.compile_ms,
         first.as_secs_f64() * 1e3,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use kfn::wasm::{CallError, FunctionStatus, Limits, WasmEngine, World};
+use kfn::wasm::{CallError, FunctionStatus, Limits, World};
 
 #[test]
 fn calls_a_function_and_its_host_imports() {
@@ -208,19 +208,7 @@ fn bad_files_are_rejected_and_the_running_version_stays() {
 
 #[test]
 fn the_compile_cache_makes_a_restart_cheap() {
-    let cache = tempfile::tempdir().unwrap();
-    let bytes = std::fs::read(common::guest("probe")).unwrap();
-    let path = common::guest("probe");
-    let cold = WasmEngine::new(Some(cache.path().to_path_buf()))
-        .unwrap()
-        .compile(&path, &bytes)
-        .unwrap();
-    assert!(!cold.from_cache);
-    let warm = WasmEngine::new(Some(cache.path().to_path_buf()))
-        .unwrap()
-        .compile(&path, &bytes)
-        .unwrap();
-    assert!(warm.from_cache, "second engine did not use the cache");
+    let (cold, warm, cache) = common::compile_cold_and_warm("probe");
     assert_eq!(cold.hash, warm.hash);
     assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
 }

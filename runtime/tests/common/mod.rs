@@ -356,3 +356,27 @@ pub fn assert_host_imports(w: &mut kfn::wasm::Worker) {
     assert_eq!(one(w, "config:nope"), "<unset>");
     assert_eq!(one(w, "log:hi from the guest"), "logged");
 }
+
+/// Compiles guest `name` into an empty cache, then again with a second engine on the
+/// same cache (as after a restart), checking the second came from the cache.
+pub fn compile_cold_and_warm(
+    name: &str,
+) -> (kfn::wasm::Compiled, kfn::wasm::Compiled, tempfile::TempDir) {
+    let cache = tempfile::tempdir().unwrap();
+    let path = guest(name);
+    let bytes = std::fs::read(&path).unwrap();
+    let compile = || {
+        kfn::wasm::WasmEngine::new(Some(cache.path().to_path_buf()))
+            .unwrap()
+            .compile(&path, &bytes)
+            .unwrap()
+    };
+    let cold = compile();
+    assert!(!cold.from_cache, "{name}: the empty cache had an artifact");
+    let warm = compile();
+    assert!(
+        warm.from_cache,
+        "{name}: the second engine did not use the cache"
+    );
+    (cold, warm, cache)
+}

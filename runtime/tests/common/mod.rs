@@ -156,6 +156,19 @@ pub async fn read_n(c: &StreamConsumer, n: usize, limit: Duration) -> Vec<Read> 
     out
 }
 
+/// Reads what has arrived: up to `max` records, stopping early after `quiet` with
+/// nothing new (so it returns even while records keep coming).
+pub async fn read_some(c: &StreamConsumer, max: usize, quiet: Duration) -> Vec<Read> {
+    let mut out = Vec::new();
+    while out.len() < max {
+        match tokio::time::timeout(quiet, c.recv()).await {
+            Ok(m) => out.push(to_read(&m.expect("consume"))),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
 /// Reads whatever arrives until `quiet` passes with nothing new.
 pub async fn read_until_quiet(c: &StreamConsumer, quiet: Duration) -> Vec<Read> {
     let mut out = Vec::new();

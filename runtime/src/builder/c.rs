@@ -65,18 +65,7 @@ fn check_toolchain(_folder: &Path) -> Result<(), String> {
 
 fn build(folder: &Path, _name: &str, wasm: &Path) -> Result<(), String> {
     let c_files = sources(folder, "c");
-    let world = world_marker(folder, &c_files, "main.c")?;
-    let wit = wit_dir(folder)?;
-    let work = folder.join("target").join("kfn");
-    let bindings = work.join("bindings");
-    let _ = std::fs::remove_dir_all(&bindings);
-    std::fs::create_dir_all(&bindings)
-        .map_err(|e| format!("creating {}: {e}", bindings.display()))?;
-
-    run(Command::new(WIT_BINDGEN.path())
-        .args(["c", "--world", &world, "--out-dir"])
-        .arg(&bindings)
-        .arg(&wit))?;
+    let (world, work, bindings) = generate_bindings(folder, &c_files, "main.c", &["c", "--world"])?;
 
     let core = work.join("core.wasm");
     let mut cc = Command::new(self::cc());
@@ -153,6 +142,31 @@ const ADAPTER_VERSION: &str = "48.0.8";
 
 /// Where kfn keeps the tools it installs: `target/kfn-tools` of the kfn repository
 /// (git-ignored, reused across builds), or `$KFN_TOOLS_DIR`.
+/// Reads the world from the `kfn:world` marker in `files`, and generates its bindings
+/// with `wit-bindgen <generator...> <world>` into a fresh `<folder>/target/kfn/bindings`.
+/// Returns the world, the work folder and the bindings folder.
+pub(super) fn generate_bindings(
+    folder: &Path,
+    files: &[PathBuf],
+    marker_home: &str,
+    generator: &[&str],
+) -> Result<(String, PathBuf, PathBuf), String> {
+    let world = world_marker(folder, files, marker_home)?;
+    let wit = wit_dir(folder)?;
+    let work = folder.join("target").join("kfn");
+    let bindings = work.join("bindings");
+    let _ = std::fs::remove_dir_all(&bindings);
+    std::fs::create_dir_all(&bindings)
+        .map_err(|e| format!("creating {}: {e}", bindings.display()))?;
+    run(Command::new(WIT_BINDGEN.path())
+        .args(generator)
+        .arg(&world)
+        .arg("--out-dir")
+        .arg(&bindings)
+        .arg(&wit))?;
+    Ok((world, work, bindings))
+}
+
 pub(super) fn tools_dir() -> PathBuf {
     match std::env::var_os("KFN_TOOLS_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),

@@ -26,7 +26,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::Language;
-use super::c::{WASM_TOOLS, WIT_BINDGEN, componentize, reactor_adapter, run, sources, wit_dir};
+use super::c::{
+    WASM_TOOLS, WIT_BINDGEN, componentize, generate_bindings, reactor_adapter, run, sources,
+    wit_dir,
+};
 
 pub const LANGUAGE: Language = Language {
     name: "go",
@@ -73,18 +76,13 @@ fn check_toolchain(_folder: &Path) -> Result<(), String> {
 
 fn build(folder: &Path, _name: &str, wasm: &Path) -> Result<(), String> {
     let go_files = sources(folder, "go");
-    let world = super::c::world_marker(folder, &go_files, "export_wit_world/<file>.go")?;
+    let (world, work, bindings) = generate_bindings(
+        folder,
+        &go_files,
+        "export_wit_world/<file>.go",
+        &["go", "-w"],
+    )?;
     let wit = wit_dir(folder)?;
-    let work = folder.join("target").join("kfn");
-    let bindings = work.join("bindings");
-    let _ = std::fs::remove_dir_all(&bindings);
-    std::fs::create_dir_all(&bindings)
-        .map_err(|e| format!("creating {}: {e}", bindings.display()))?;
-
-    run(Command::new(WIT_BINDGEN.path())
-        .args(["go", "-w", &world, "--out-dir"])
-        .arg(&bindings)
-        .arg(&wit))?;
     collect_only_at_safe_points(&bindings)?;
     sync_generated(&bindings, folder)?;
 

@@ -33,6 +33,14 @@ enum Command {
         /// Do not build functions first.
         #[arg(long)]
         no_build: bool,
+        /// This instance's name among the instances running the same application
+        /// (default: its advertised address); keep it the same across restarts.
+        #[arg(long)]
+        instance: Option<String>,
+        /// host:port where the other instances reach this one's HTTP API (default:
+        /// the listen address).
+        #[arg(long)]
+        advertise: Option<String>,
     },
     /// Check a config file and print every error with its line and column.
     Validate {
@@ -94,7 +102,22 @@ fn main() -> ExitCode {
             config,
             listen,
             no_build,
-        } => runtime().and_then(|rt| rt.block_on(up(config, listen, no_build))),
+            instance,
+            advertise,
+        } => runtime().and_then(|rt| {
+            rt.block_on(up(
+                config,
+                Options {
+                    listen,
+                    watch: true,
+                    config_path: None,
+                    cache_dir: None,
+                    instance,
+                    advertise,
+                },
+                no_build,
+            ))
+        }),
         Command::Bench {
             records,
             languages,
@@ -178,11 +201,7 @@ fn build(dir: Option<PathBuf>, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn up(
-    config_path: PathBuf,
-    listen: Option<SocketAddr>,
-    no_build: bool,
-) -> anyhow::Result<()> {
+async fn up(config_path: PathBuf, options: Options, no_build: bool) -> anyhow::Result<()> {
     let config = match Config::load(&config_path) {
         Ok(c) => c,
         Err(errors) => anyhow::bail!(
@@ -205,16 +224,11 @@ async fn up(
             }
         }
     }
-    let app = App::start(
-        config,
-        Options {
-            listen,
-            watch: true,
-            config_path: Some(config_path.clone()),
-            cache_dir: None,
-        },
-    )
-    .await?;
+    let options = Options {
+        config_path: Some(config_path.clone()),
+        ..options
+    };
+    let app = App::start(config, options).await?;
     println!(
         "kfn: Kafka bootstrap: {}   (try: kcat -b {} -L)",
         app.bootstrap, app.bootstrap

@@ -92,6 +92,8 @@ pub enum BindingKind {
     Supplier,
     Function,
     Consumer,
+    /// The first step of an analytics stage that groups by a new key.
+    Repartition,
     Analytics,
 }
 

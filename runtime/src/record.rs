@@ -11,6 +11,10 @@ pub struct Record {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
+    /// Which ownership of `partition` this record was read under (see
+    /// [`crate::kafka::Ownership`]): a record read before its partition moved to
+    /// another instance is neither processed nor acknowledged afterwards.
+    pub lease: u64,
 }
 
 /// A record to produce.
@@ -18,6 +22,9 @@ pub struct Record {
 pub struct Output {
     /// Destination; `None` means the binding's `out` topic.
     pub topic: Option<String>,
+    /// A partition chosen by kfn (a changelog record goes to the partition of the
+    /// state it belongs to); `None` lets the partitioner hash the key.
+    pub partition: Option<i32>,
     pub key: Option<Vec<u8>>,
     pub value: Vec<u8>,
     pub headers: Vec<(String, Vec<u8>)>,

@@ -272,11 +272,30 @@ async fn http_api_and_sse_with_a_real_client() {
         assert_eq!(f["hash"].as_str().unwrap().len(), 64);
     }
     let bindings = get_json(addr, "/api/bindings").await;
+    let mut kinds: Vec<&str> = bindings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
     assert_eq!(
-        bindings.as_array().unwrap().len(),
-        4,
-        "3 bindings + 1 analytics stage"
+        kinds,
+        ["analytics", "consumer", "function", "repartition", "supplier"],
+        "3 bindings + 1 analytics stage grouping by a value field (two steps)"
     );
+    let of_kind = |kind: &str| {
+        bindings
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["kind"] == kind)
+            .unwrap()
+            .clone()
+    };
+    let (step1, step2) = (of_kind("repartition"), of_kind("analytics"));
+    assert_eq!(step1["output"], "kfn.page-count.repartition", "{step1}");
+    assert_eq!(step2["input"], "kfn.page-count.repartition", "{step2}");
     let stores = get_json(addr, "/api/stores").await;
     assert_eq!(stores[0]["name"], "page-count");
     assert_eq!(stores[0]["serve"], "/analytics");

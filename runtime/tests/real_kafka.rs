@@ -14,7 +14,11 @@
 //!   gap and (after a clean stop) without duplicates;
 //! - outage: the broker dies and returns mid-stream; kfn reports it and loses nothing
 //!   (and, under exactly-once, writes nothing twice);
-//! - state: a store is restored from its changelog after a restart, counting nothing twice.
+//! - state: a store is restored from its changelog after a restart, counting nothing twice;
+//! - scale-out: two instances share a stage grouping by a value field (repartitioned
+//!   through an internal topic); a query on either answers for every key; one is
+//!   killed half-way and the survivor takes over its partitions and state, ending with
+//!   counts equal to an independent count.
 
 mod common;
 
@@ -49,8 +53,15 @@ struct Kfn {
 
 impl Kfn {
     fn start(dir: &Path) -> Kfn {
+        Kfn::start_as(dir, "solo")
+    }
+
+    /// Starts the instance named `instance` (restarts keep the name, so a restart
+    /// fences its predecessor's transactions).
+    fn start_as(dir: &Path, instance: &str) -> Kfn {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kfn"))
-            .args(["up", "--no-build", "--listen", "127.0.0.1:0", "--config"])
+            .args(["up", "--no-build", "--listen", "127.0.0.1:0"])
+            .args(["--instance", instance, "--config"])
             .arg(dir.join("kfn.yaml"))
             .env("KFN_LOG", "warn")
             .stdout(Stdio::piped())
@@ -540,4 +551,178 @@ async fn exactly_once_survives_kill_9_five_times() {
         "each window's count equals the independent count"
     );
     assert!(kfn.terminate(Duration::from_secs(30)).success());
+}
+
+/// The store's answer on `http` (gathered from every instance unless `local`).
+async fn store_answer(http: &str, local: bool) -> serde_json::Value {
+    let http: std::net::SocketAddr = http.parse().unwrap();
+    let path = if local {
+        "/api/stores/counts?local=true"
+    } else {
+        "/api/stores/counts"
+    };
+    common::get_json(http, path).await
+}
+
+/// Count per (group key, window start) in a store answer.
+fn window_counts(answer: &serde_json::Value) -> BTreeMap<(String, i64), u64> {
+    let mut out = BTreeMap::new();
+    for w in answer["windows"].as_array().unwrap() {
+        let key = (
+            w["key"].as_str().unwrap().to_string(),
+            w["start"].as_i64().unwrap(),
+        );
+        *out.entry(key).or_default() += w["value"].as_u64().unwrap();
+    }
+    out
+}
+
+fn partitions_of(answer: &serde_json::Value) -> Vec<i64> {
+    answer["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| {
+            i["partitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_i64().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real Kafka broker: see the module docs"]
+async fn two_instances_share_a_stage_and_one_survives_the_other() {
+    let id = unique();
+    let input = format!("scale-in-{id}");
+    create_topic(&input, 6);
+    // Grouped by a value field, so the stage repartitions by it; windows stay open.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("functions")).unwrap();
+    let yaml = format!(
+        "kafka:\n  brokers: {}\n  application-id: scale-{id}\n  properties:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n\
+         analytics:\n  counts: {{ in: {input}, key: /user, window: {{ tumbling: 10m, grace: 24h }}, aggregate: count, guarantee: exactly-once }}\n",
+        bootstrap()
+    );
+    std::fs::write(dir.path().join("kfn.yaml"), yaml).unwrap();
+
+    let a = Kfn::start_as(dir.path(), "a");
+    let b = Kfn::start_as(dir.path(), "b");
+    let (a_http, b_http) = (a.http.clone(), b.http.clone());
+
+    // Records over three windows and 97 users, keyed by nothing in particular.
+    let total: u32 = 60_000;
+    let base = kfn::record::now_ms() / 600_000 * 600_000;
+    let ts = move |i: u32| base + i64::from(i % 3) * 600_000 + i64::from(i % 1000);
+    let mut expected: BTreeMap<(String, i64), u64> = BTreeMap::new();
+    for i in 0..total {
+        *expected
+            .entry((format!("u{}", i % 97), base + i64::from(i % 3) * 600_000))
+            .or_default() += 1;
+    }
+    let sent = Arc::new(AtomicU32::new(0));
+    let producing = {
+        let (input, sent) = (input.clone(), sent.clone());
+        tokio::spawn(async move {
+            let p = producer(&bootstrap());
+            let mut pending = futures::stream::FuturesUnordered::new();
+            let started = std::time::Instant::now();
+            for i in 0..total {
+                let (p, input) = (p.clone(), input.clone());
+                let value = format!(r#"{{"user":"u{}","n":{i}}}"#, i % 97);
+                pending.push(async move {
+                    p.send(
+                        FutureRecord::to(&input)
+                            .key(&format!("r{i}"))
+                            .payload(&value)
+                            .timestamp(ts(i)),
+                        Duration::from_secs(300),
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+                    .expect("produce");
+                });
+                if pending.len() >= 1000 {
+                    futures::StreamExt::next(&mut pending).await;
+                }
+                sent.store(i + 1, Ordering::Relaxed);
+                // About 4,000 records a second: the kill lands mid-stream.
+                let due = Duration::from_secs_f64(f64::from(i + 1) / 4_000.0);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            while futures::StreamExt::next(&mut pending).await.is_some() {}
+        })
+    };
+
+    // Both instances own partitions, and a query on either gathers the other's.
+    let (a_parts, b_parts) = eventually(LONG, "both instances to hold state", async || {
+        let (a, b) = (
+            store_answer(&a_http, true).await,
+            store_answer(&b_http, true).await,
+        );
+        let (a, b) = (partitions_of(&a), partitions_of(&b));
+        (!a.is_empty() && !b.is_empty() && a.len() + b.len() == 6).then_some((a, b))
+    })
+    .await;
+    eprintln!("scale-out: a holds partitions {a_parts:?}, b holds {b_parts:?}");
+    for http in [&a_http, &b_http] {
+        let answer = eventually(LONG, "a complete gathered answer", async || {
+            let answer = store_answer(http, false).await;
+            (answer["complete"] == true && !window_counts(&answer).is_empty()).then_some(answer)
+        })
+        .await;
+        assert_eq!(answer["partitions"], 6);
+        let sources: Vec<_> = answer["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| !i["partitions"].as_array().unwrap().is_empty())
+            .collect();
+        assert_eq!(sources.len(), 2, "both instances answered: {answer}");
+    }
+
+    // Half-way, instance a dies.
+    eventually(LONG, "half of the input produced", async || {
+        (sent.load(Ordering::Relaxed) >= total / 2).then_some(())
+    })
+    .await;
+    let counted_before: u64 = window_counts(&store_answer(&a_http, false).await)
+        .values()
+        .sum();
+    eprintln!(
+        "scale-out: kill -9 of instance a at {} produced, {counted_before} counted",
+        sent.load(Ordering::Relaxed)
+    );
+    a.kill9();
+    producing.await.unwrap();
+
+    // The survivor takes over a's partitions, restores their state and counts the rest.
+    let started = std::time::Instant::now();
+    let answer = eventually(LONG, "the survivor to count every record", async || {
+        let answer = store_answer(&b_http, false).await;
+        let n: u64 = window_counts(&answer).values().sum();
+        (answer["complete"] == true && n >= u64::from(total)).then_some(answer)
+    })
+    .await;
+    eprintln!(
+        "scale-out: survivor complete {:?} after the last record was produced",
+        started.elapsed()
+    );
+    let mut held = partitions_of(&store_answer(&b_http, true).await);
+    held.sort_unstable();
+    assert_eq!(
+        held,
+        [0, 1, 2, 3, 4, 5],
+        "the survivor holds every partition"
+    );
+    assert_eq!(
+        window_counts(&answer),
+        expected,
+        "every window's count equals the independent count"
+    );
+    assert!(b.terminate(Duration::from_secs(30)).success());
 }

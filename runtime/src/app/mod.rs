@@ -17,20 +17,21 @@ mod run;
 mod services;
 mod topics;
 
-use run::{restore, run_binding, run_binding_after, source};
+use run::{run_binding, source};
 use services::{load_all, probe_broker, sample_rates};
-use topics::{changelogs, create_topics, topics};
+use topics::{create_internal, create_topics, internal, topics};
 
 use anyhow::Context;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
-use crate::http::{self, Health, HttpState, Info};
+use crate::http::{self, Cluster, Health, HttpState, Info, StoreRoute};
 use crate::kafka::{EmbeddedBroker, KafkaSettings, Sink};
 use crate::observe::{BindingKind, BindingStats, EventKind, Events};
 use crate::pipeline::{
-    self, AnalyticsStep, Binding, ConsumerStep, FunctionStep, KeySelector, Retry, ValueSelector,
+    self, AggregateInput, AnalyticsStep, Binding, ConsumerStep, Extract, FunctionStep, KeySelector,
+    RepartitionStep, Restorer, Retry, ValueSelector,
 };
 use crate::wasm::{GuestIdentity, Limits, Registry, WasmEngine, Worker, World};
 use crate::window::{AggregateKind, WindowSpec, WindowStore, changelog};
@@ -51,6 +52,12 @@ pub struct Options {
     pub config_path: Option<PathBuf>,
     /// The compile cache; default `.kfn/cache` beside the config.
     pub cache_dir: Option<PathBuf>,
+    /// This instance's name among the instances of one application (default: its
+    /// advertised address). Keep it stable across restarts of the same instance.
+    pub instance: Option<String>,
+    /// Where the other instances reach this one's HTTP API (default: the listen
+    /// address, with the host name if it listens on all interfaces).
+    pub advertise: Option<String>,
 }
 
 /// A running kfn.
@@ -75,11 +82,25 @@ impl App {
         let events = Events::new();
         let shutdown = CancellationToken::new();
 
+        let listen = options.listen.unwrap_or(config.http.listen);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} (http.listen); is another kfn running? use --listen to pick another address"))?;
+        let http_addr = listener.local_addr()?;
+        let advertise = options
+            .advertise
+            .clone()
+            .unwrap_or_else(|| advertised(http_addr));
+        let instance = options
+            .instance
+            .clone()
+            .unwrap_or_else(|| advertise.clone());
+
         let (broker, bootstrap) = match &config.kafka.brokers {
             config::Brokers::Embedded => {
                 let broker = tokio::task::spawn_blocking(EmbeddedBroker::start).await??;
                 let bootstrap = broker.bootstrap().to_string();
-                for topic in topics(&config).into_iter().chain(changelogs(&config)) {
+                for topic in topics(&config).into_iter().chain(internal(&config)) {
                     broker.create_topic(&topic, PARTITIONS)?;
                 }
                 (Some(broker), bootstrap)
@@ -91,12 +112,14 @@ impl App {
             embedded: broker.is_some(),
             application_id: config.kafka.application_id.clone(),
             properties: config.kafka.properties.clone(),
+            instance: instance.clone(),
+            advertise: Some(advertise.clone()),
         };
-        if broker.is_none() {
-            create_topics(&settings, &topics(&config), false).await;
-            create_topics(&settings, &changelogs(&config), true).await;
-        }
         let sink = Sink::new(&settings).context("creating the Kafka producer")?;
+        if broker.is_none() {
+            create_topics(&settings, &topics(&config), PARTITIONS, false).await;
+            create_internal(&settings, &sink, &config).await?;
+        }
 
         let cache_dir = options
             .cache_dir
@@ -210,6 +233,7 @@ impl App {
         }
 
         let mut stores = BTreeMap::new();
+        let mut store_routes = BTreeMap::new();
         for (name, a) in &config.analytics {
             let (aggregate, value) = match &a.aggregate {
                 config::Aggregate::Count => (AggregateKind::Count, ValueSelector::One),
@@ -232,34 +256,92 @@ impl App {
             };
             let store = Arc::new(WindowStore::new(name, spec, aggregate, a.serve.clone()));
             stores.insert(name.clone(), store.clone());
-            let stats = BindingStats::new(
-                name,
-                BindingKind::Analytics,
-                a.function.clone(),
-                Some(a.input.clone()),
-                a.output.clone(),
-            );
-            bindings.push(stats.clone());
-            let changelog = changelog::topic(&config.kafka.application_id, name);
-            let step = AnalyticsStep {
-                changelog: Some(changelog.clone()),
-                worker: a
-                    .function
-                    .as_ref()
-                    .map(|f| worker(name, f, &a.config, &a.limits, World::Function)),
-                retry: retry(&a.limits),
-                store: store.clone(),
+            let extract = Extract {
                 key: match &a.key {
                     config::KeySelector::JsonPointer(p) => KeySelector::Pointer(p.clone()),
                     config::KeySelector::RecordKey => KeySelector::RecordKey,
                 },
                 value,
             };
+            let app_id = &config.kafka.application_id;
+            let aggregated = if a.repartitions() {
+                // Step 1: function, key and value, to the repartition topic by group key.
+                let topic = changelog::repartition_topic(app_id, name);
+                let stage = format!("{name}.repartition");
+                let stats = BindingStats::new(
+                    &stage,
+                    BindingKind::Repartition,
+                    a.function.clone(),
+                    Some(a.input.clone()),
+                    Some(topic.clone()),
+                );
+                bindings.push(stats.clone());
+                let binding = Binding {
+                    name: stage.clone(),
+                    function: a.function.clone(),
+                    source: source(&settings, &stage, &a.input, a.guarantee)
+                        .with_context(|| format!("analytics {name}: subscribing to {}", a.input))?,
+                    sink: sink.clone(),
+                    out: Some(topic.clone()),
+                    dlq: a.dlq.clone(),
+                    stats,
+                    events: events.clone(),
+                    shutdown: shutdown.clone(),
+                };
+                let step = RepartitionStep {
+                    worker: a
+                        .function
+                        .as_ref()
+                        .map(|f| worker(name, f, &a.config, &a.limits, World::Function)),
+                    retry: retry(&a.limits),
+                    extract: extract.clone(),
+                };
+                tasks.spawn(run_binding(settings.clone(), a.guarantee, binding, step));
+                topic
+            } else {
+                a.input.clone()
+            };
+
+            // Step 2: the windows, per partition of what is aggregated.
+            let stats = BindingStats::new(
+                name,
+                BindingKind::Analytics,
+                None,
+                Some(aggregated.clone()),
+                a.output.clone(),
+            );
+            bindings.push(stats.clone());
+            let source = source(&settings, name, &aggregated, a.guarantee)
+                .with_context(|| format!("analytics {name}: subscribing to {aggregated}"))?;
+            let ownership = source.ownership();
+            store_routes.insert(
+                name.clone(),
+                StoreRoute {
+                    group: settings.group_id(name),
+                    topic: aggregated.clone(),
+                },
+            );
+            let restorer = Arc::new(Restorer {
+                settings: settings.clone(),
+                changelog: changelog::topic(app_id, name),
+                store,
+                stats: stats.clone(),
+                events: events.clone(),
+                shutdown: shutdown.clone(),
+            });
+            let step = AnalyticsStep {
+                input: if a.repartitions() {
+                    AggregateInput::Repartitioned
+                } else {
+                    AggregateInput::Direct(extract)
+                },
+                restorer: restorer.clone(),
+                ownership: ownership.clone(),
+            };
             let binding = Binding {
                 name: name.clone(),
-                function: a.function.clone(),
-                source: source(&settings, name, &a.input, a.guarantee)
-                    .with_context(|| format!("analytics {name}: subscribing to {}", a.input))?,
+                function: None,
+                source,
                 sink: sink.clone(),
                 out: a.output.clone(),
                 dlq: a.dlq.clone(),
@@ -267,21 +349,13 @@ impl App {
                 events: events.clone(),
                 shutdown: shutdown.clone(),
             };
-            let (settings, events, guarantee) = (settings.clone(), events.clone(), a.guarantee);
-            let restoring = store.clone();
-            tasks.spawn(async move {
-                // The store is rebuilt from its changelog before any record is read.
-                let stats = binding.stats.clone();
-                let restored = restore(&settings, &changelog, restoring, &stats, &events);
-                run_binding_after(settings.clone(), guarantee, binding, step, restored).await;
-            });
+            tasks.spawn(run_binding(settings.clone(), a.guarantee, binding, step));
             tasks.spawn(pipeline::run_closer(
-                store,
+                restorer,
+                ownership,
                 sink.clone(),
                 a.output.clone(),
-                Some(changelog::topic(&config.kafka.application_id, name)),
                 stats,
-                shutdown.clone(),
             ));
         }
 
@@ -308,11 +382,6 @@ impl App {
             });
         }
 
-        let listen = options.listen.unwrap_or(config.http.listen);
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen} (http.listen); is another kfn running? use --listen to pick another address"))?;
-        let http_addr = listener.local_addr()?;
         let state = Arc::new(HttpState {
             info: Info {
                 version: env!("CARGO_PKG_VERSION"),
@@ -331,6 +400,10 @@ impl App {
             registry: registry.clone(),
             bindings: bindings.clone(),
             stores: stores.clone(),
+            cluster: Cluster {
+                advertise: advertise.clone(),
+                routes: store_routes,
+            },
             events: events.clone(),
             sink: sink.clone(),
             health,
@@ -412,6 +485,20 @@ fn static_dir(base: &Path) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join("static")
+}
+
+/// The address other instances use for this one: the listen address, or the host
+/// name with its port when listening on every interface.
+fn advertised(addr: SocketAddr) -> String {
+    if !addr.ip().is_unspecified() {
+        return addr.to_string();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", addr.port())
 }
 
 fn retry(limits: &config::Limits) -> Retry {

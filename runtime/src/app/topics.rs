@@ -3,19 +3,63 @@
 use std::time::Duration;
 
 use crate::config::{self, Config};
-use crate::kafka::KafkaSettings;
+use crate::kafka::{KafkaSettings, Sink};
 use crate::window::changelog;
 
-use super::PARTITIONS;
+/// The internal topics of stores: repartition topics and (compacted) changelogs.
+pub(super) fn internal(config: &Config) -> Vec<String> {
+    let app = &config.kafka.application_id;
+    let mut t = Vec::new();
+    for (store, a) in &config.analytics {
+        if a.repartitions() {
+            t.push(changelog::repartition_topic(app, store));
+        }
+        t.push(changelog::topic(app, store));
+    }
+    t
+}
 
-/// Every topic the config reads or writes, including dead-letter topics; the
-/// changelog topics of stores are returned apart, because they are compacted.
-pub(super) fn changelogs(config: &Config) -> Vec<String> {
-    config
-        .analytics
-        .keys()
-        .map(|store| changelog::topic(&config.kafka.application_id, store))
-        .collect()
+/// Creates each store's internal topics on a real cluster, partitioned like the
+/// topic they follow: the repartition topic like the input, the changelog like
+/// what the store aggregates (partition `p` of the changelog is the state of
+/// partition `p`). An existing changelog partitioned otherwise is an error: its state
+/// would land on the wrong instances.
+pub(super) async fn create_internal(
+    settings: &KafkaSettings,
+    sink: &Sink,
+    config: &Config,
+) -> anyhow::Result<()> {
+    let app = &config.kafka.application_id;
+    for (store, a) in &config.analytics {
+        let input = partitions(sink, &a.input).await?;
+        let aggregated = if a.repartitions() {
+            let t = changelog::repartition_topic(app, store);
+            create_topics(settings, std::slice::from_ref(&t), input, false).await;
+            t
+        } else {
+            a.input.clone()
+        };
+        let wanted = partitions(sink, &aggregated).await?;
+        let log = changelog::topic(app, store);
+        create_topics(settings, std::slice::from_ref(&log), wanted, true).await;
+        let has = partitions(sink, &log).await?;
+        anyhow::ensure!(
+            has == wanted,
+            "store {store}: its changelog {log} has {has} partitions but {aggregated} has {wanted}; \
+             state partitions must line up with input partitions. Delete {log} \
+             (the store then starts empty) or give {aggregated} {has} partitions"
+        );
+    }
+    Ok(())
+}
+
+/// The partition count of `topic`, which must exist by now.
+async fn partitions(sink: &Sink, topic: &str) -> anyhow::Result<i32> {
+    let (sink, t) = (sink.clone(), topic.to_string());
+    let count =
+        tokio::task::spawn_blocking(move || sink.partition_count(&t, Duration::from_secs(10)))
+            .await??;
+    count.ok_or_else(|| anyhow::anyhow!("topic {topic} does not exist and could not be created"))
 }
 
 pub(super) fn topics(config: &Config) -> Vec<String> {
@@ -36,7 +80,12 @@ pub(super) fn topics(config: &Config) -> Vec<String> {
 
 /// Creates missing topics on a real cluster; an existing topic is fine, and a failure
 /// is only logged (the broker may auto-create, or an operator manages topics).
-pub(super) async fn create_topics(settings: &KafkaSettings, topics: &[String], compact: bool) {
+pub(super) async fn create_topics(
+    settings: &KafkaSettings,
+    topics: &[String],
+    partitions: i32,
+    compact: bool,
+) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
     if topics.is_empty() {
@@ -51,7 +100,7 @@ pub(super) async fn create_topics(settings: &KafkaSettings, topics: &[String], c
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| {
-            let topic = NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(-1));
+            let topic = NewTopic::new(t, partitions, TopicReplication::Fixed(-1));
             if compact {
                 topic.set("cleanup.policy", "compact")
             } else {

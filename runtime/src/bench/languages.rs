@@ -198,6 +198,7 @@ fn call_times(guest: &str, wasm: &std::path::Path) -> anyhow::Result<(Duration, 
         topic: "bench-in".into(),
         partition: 0,
         offset: 0,
+        lease: 0,
     };
     let started = Instant::now();
     worker.process(&record)?;

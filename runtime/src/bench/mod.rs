@@ -70,6 +70,8 @@ pub async fn run(records: usize, languages: bool, output: Option<PathBuf>) -> an
         embedded: true,
         application_id: "kfn-bench".into(),
         properties: Default::default(),
+        instance: "bench".into(),
+        advertise: None,
     };
     eprintln!("kfn bench: producing {records} PageEvent records to bench-in ...");
     fill(&settings, records).await?;

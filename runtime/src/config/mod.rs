@@ -191,6 +191,15 @@ pub struct AnalyticsConfig {
     pub guarantee: Guarantee,
 }
 
+impl AnalyticsConfig {
+    /// Whether the stage's input must be repartitioned by the group key (through an
+    /// internal topic) so that each key's windows live in one partition. Input grouped
+    /// by its own record key, with no function to change it, is partitioned already.
+    pub fn repartitions(&self) -> bool {
+        self.function.is_some() || self.key != KeySelector::RecordKey
+    }
+}
+
 /// The grouping key of a store.
 #[derive(Debug, Clone, PartialEq)]
 pub enum KeySelector {

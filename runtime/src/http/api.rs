@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::HttpState;
+use super::StoreWindows;
 use crate::observe::BindingInfo;
 use crate::record::Output;
 use crate::wasm::FunctionInfo;
-use crate::window::WindowRow;
 
 /// An API failure: a status and a message, sent as `{"error": "..."}`.
 #[derive(Debug)]
@@ -87,12 +87,9 @@ pub async fn stores(State(s): State<Arc<HttpState>>) -> Json<Vec<StoreSummary>> 
 pub struct Range {
     from: Option<i64>,
     to: Option<i64>,
-}
-
-#[derive(Serialize)]
-pub struct StoreWindows {
-    name: String,
-    windows: Vec<WindowRow>,
+    /// Only this instance's partitions (what another instance gathers).
+    #[serde(default)]
+    local: bool,
 }
 
 pub async fn store(
@@ -107,9 +104,10 @@ pub async fn store(
             s.stores.keys().cloned().collect::<Vec<_>>().join(", ")
         ),
     })?;
-    Ok(Json(StoreWindows {
-        name,
-        windows: store.query(range.from, range.to),
+    Ok(Json(if range.local {
+        super::cluster::local(store, &s.cluster.advertise, range.from, range.to)
+    } else {
+        super::cluster::gather(store, &s.cluster, &s.sink, range.from, range.to).await
     }))
 }
 
@@ -137,6 +135,7 @@ pub async fn publish(
     }
     let out = Output {
         topic: None,
+        partition: None,
         key: params.key.map(String::into_bytes),
         value: body.to_vec(),
         headers: Vec::new(),

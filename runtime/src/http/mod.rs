@@ -6,13 +6,16 @@
 //! | `GET /api/info`, `/api/health` | version, bootstrap address, broker health |
 //! | `GET /api/functions` | each function's version, status and last error |
 //! | `GET /api/bindings` | each binding's counters, rates and status |
-//! | `GET /api/stores`, `/api/stores/{name}?from=&to=` | window stores and their windows |
+//! | `GET /api/stores`, `/api/stores/{name}?from=&to=` | window stores and their windows, gathered from every instance (`&local=true`: this one's only) |
 //! | `GET /api/events` | SSE: runtime events (history first) |
 //! | `POST /api/topics/{topic}?key=` | publish the body as a record |
 //! | `GET <serve>` | SSE: a store's current window, `{"P1": n, ...}`, every second |
 
 mod api;
+mod cluster;
 mod sse;
+
+pub use cluster::{Cluster, StoreRoute, StoreWindows};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -72,6 +75,7 @@ pub struct HttpState {
     pub registry: Arc<Registry>,
     pub bindings: Vec<Arc<BindingStats>>,
     pub stores: BTreeMap<String, Arc<WindowStore>>,
+    pub cluster: Cluster,
     pub events: Events,
     pub sink: Sink,
     pub health: Arc<Health>,

@@ -5,8 +5,11 @@
 //!   when the caller acknowledges a record, i.e. after its effects are durable;
 //! - [`Sink`]: the shared producer; sends are retried until acknowledged, and failed
 //!   records become dead-letter records with the error in their headers;
-//! - [`replay`]: read a topic to its end once (restoring a store from its changelog).
+//! - [`replay`]: read a topic to its end once (restoring a store from its changelog);
+//! - `cluster`: partition counts, and which instance owns which partition
+//!   ([`Sink::partition_owners`]).
 
+mod cluster;
 pub mod embedded;
 mod replay;
 mod settings;
@@ -16,7 +19,7 @@ mod txn;
 
 pub use embedded::EmbeddedBroker;
 pub use replay::replay;
-pub use settings::KafkaSettings;
+pub use settings::{KafkaSettings, advertised_in};
 pub use sink::{Sink, dead_letter};
-pub use source::Source;
+pub use source::{Ownership, Source};
 pub use txn::TxnSink;

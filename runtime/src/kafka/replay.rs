@@ -1,5 +1,5 @@
-//! Reading a whole topic once, from the beginning to its current end: how a window
-//! store is restored from its changelog before its stage starts.
+//! Reading a topic (or one partition of it) once, from the beginning to its current
+//! end: how a window store's partition is restored from its changelog.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,8 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaSettings;
 
-/// Calls `apply(key, value)` for every committed record of `topic` up to the end it
+/// Calls `apply(key, value)` for every committed record of `topic` (of its partition
+/// `only`, if given) up to the end it
 /// had when the replay started (a tombstone has no value), and `progress(done,
 /// total)` now and then (`total` counts offsets, so it includes transaction
 /// markers). Blocking. Returns how many records were applied.
@@ -21,6 +22,7 @@ use super::KafkaSettings;
 pub fn replay(
     settings: &KafkaSettings,
     topic: &str,
+    only: Option<i32>,
     mut apply: impl FnMut(&[u8], Option<&[u8]>),
     mut progress: impl FnMut(u64, u64),
 ) -> Result<u64, KafkaError> {
@@ -37,7 +39,14 @@ pub fn replay(
         .topics()
         .iter()
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .filter(|p| only.is_none_or(|only| only == *p))
         .collect();
+    if let Some(p) = only.filter(|_| partitions.is_empty()) {
+        return Err(KafkaError::MetadataFetch(
+            rdkafka::types::RDKafkaErrorCode::UnknownPartition,
+        ))
+        .inspect_err(|_| tracing::warn!(%topic, partition = p, "no such changelog partition"));
+    }
 
     let mut ends = Vec::new();
     let mut total = 0u64;

@@ -15,13 +15,30 @@ pub struct KafkaSettings {
     pub application_id: String,
     /// User librdkafka properties from `kafka.properties`; they win over kfn's.
     pub properties: BTreeMap<String, String>,
+    /// This instance's name among those running the same application: part of its
+    /// transactional ids, so instances never fence each other while a restarted
+    /// instance fences its own predecessor.
+    pub instance: String,
+    /// Where this instance's HTTP API is reachable by the others; put in every
+    /// client id, so the consumer group tells which instance owns which partition.
+    pub advertise: Option<String>,
+}
+
+/// The client id prefix that carries an instance's HTTP address (see
+/// [`KafkaSettings::advertise`]): `kfn-<application id>@<host:port>`.
+pub fn advertised_in(client_id: &str) -> Option<&str> {
+    client_id.split_once('@').map(|(_, addr)| addr)
 }
 
 impl KafkaSettings {
     fn base(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap);
-        c.set("client.id", format!("kfn-{}", self.application_id));
+        let id = match &self.advertise {
+            Some(addr) => format!("kfn-{}@{addr}", self.application_id),
+            None => format!("kfn-{}", self.application_id),
+        };
+        c.set("client.id", id);
         c
     }
 
@@ -38,6 +55,16 @@ impl KafkaSettings {
 
     pub fn group_id(&self, binding: &str) -> String {
         format!("{}.{binding}", self.application_id)
+    }
+
+    /// The transactional id of `binding` on this instance.
+    pub fn transactional_id(&self, binding: &str) -> String {
+        format!("{}@{}", self.group_id(binding), self.instance)
+    }
+
+    /// Whether the user set `property` in `kafka.properties`.
+    pub fn user_sets(&self, property: &str) -> bool {
+        self.properties.contains_key(property)
     }
 
     /// A consumer for an exactly-once binding: it reads only committed records and
@@ -58,7 +85,10 @@ impl KafkaSettings {
             .set("enable.auto.offset.store", "false")
             .set("auto.commit.interval.ms", "1000")
             .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            // When an instance joins or leaves, only the partitions that move are
+            // revoked: the others keep their window state instead of restoring it.
+            .set("partition.assignment.strategy", "cooperative-sticky");
         if self.embedded {
             c.set("session.timeout.ms", "1500")
                 .set("heartbeat.interval.ms", "150");
@@ -165,6 +195,8 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+            instance: "i1".into(),
+            advertise: Some("10.0.0.1:8080".into()),
         };
         let consumer = settings.consumer("b");
         let producer = settings.producer();
@@ -184,5 +216,8 @@ mod tests {
             (Some("ssl"), Some("ssl"))
         );
         assert_eq!(consumer.get("group.id"), Some("app.b"));
+        assert_eq!(settings.transactional_id("b"), "app.b@i1");
+        let client_id = producer.get("client.id").unwrap();
+        assert_eq!(advertised_in(client_id), Some("10.0.0.1:8080"));
     }
 }

@@ -36,20 +36,22 @@ impl Sink {
         Self { producer }
     }
 
-    /// Sends once; resolves with (partition, offset) when acknowledged.
-    pub async fn send_once(
-        &self,
-        topic: &str,
-        key: Option<&[u8]>,
-        value: &[u8],
-        headers: &[(String, Vec<u8>)],
-    ) -> Result<(i32, i64), KafkaError> {
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(value);
-        if let Some(key) = key {
+    pub(super) fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    /// Sends `out` to `topic` once; resolves with (partition, offset) when
+    /// acknowledged.
+    pub async fn send_once(&self, topic: &str, out: &Output) -> Result<(i32, i64), KafkaError> {
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(&out.value);
+        if let Some(key) = &out.key {
             record = record.key(key);
         }
-        if !headers.is_empty() {
-            let hs = headers.iter().fold(OwnedHeaders::new(), |hs, (k, v)| {
+        if let Some(partition) = out.partition {
+            record = record.partition(partition);
+        }
+        if !out.headers.is_empty() {
+            let hs = out.headers.iter().fold(OwnedHeaders::new(), |hs, (k, v)| {
                 hs.insert(Header {
                     key: k,
                     value: Some(v),
@@ -71,10 +73,7 @@ impl Sink {
         let topic = out.topic.as_deref().unwrap_or(default_topic);
         let mut attempt = 0;
         loop {
-            match self
-                .send_once(topic, out.key.as_deref(), &out.value, &out.headers)
-                .await
-            {
+            match self.send_once(topic, out).await {
                 Ok(at) => return Ok(at),
                 Err(e) if is_permanent(&e) => return Err(e),
                 Err(e) => {
@@ -98,11 +97,18 @@ impl Sink {
             .map_err(|e| e.to_string())
     }
 
-    /// Sends a tombstone (a key with no value), retrying like [`Sink::send`].
-    pub async fn send_tombstone(&self, topic: &str, key: &[u8]) -> Result<(i32, i64), KafkaError> {
+    /// Sends a tombstone (a key with no value) to `partition` of `topic`, retrying
+    /// like [`Sink::send`].
+    pub async fn send_tombstone(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: &[u8],
+    ) -> Result<(i32, i64), KafkaError> {
         let mut attempt = 0;
         loop {
-            let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).key(key);
+            let record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(topic).key(key).partition(partition);
             match self
                 .producer
                 .send(record, Timeout::After(Duration::from_secs(5)))
@@ -162,6 +168,7 @@ pub fn dead_letter(
     add("kfn-failed-at", crate::record::now_ms().to_string());
     Output {
         topic: None,
+        partition: None,
         key: record.key.clone(),
         value: record.value.clone(),
         headers,

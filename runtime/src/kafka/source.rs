@@ -1,17 +1,128 @@
-//! A Kafka source: one consumer-group member reading one topic.
+//! A Kafka source: one consumer-group member reading one topic, and which of the
+//! topic's partitions it owns right now.
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use rdkafka::ClientContext;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
+use tokio::sync::watch;
 
 use super::KafkaSettings;
 use crate::record::Record;
 
+/// The partitions a source owns, each under a *lease*: a number that is new every
+/// time the group assigns the partition to this member. Several kfn instances with
+/// one application id share a topic this way; when a partition moves away and maybe
+/// back, records read under the old lease are stale: they are neither processed nor
+/// acknowledged, because the partition's next owner reads them again from the
+/// committed offset.
+pub struct Ownership {
+    topic: String,
+    inner: Mutex<Owned>,
+    changed: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct Owned {
+    last_lease: u64,
+    leases: BTreeMap<i32, u64>,
+}
+
+impl Ownership {
+    fn new(topic: &str) -> Arc<Self> {
+        Arc::new(Self {
+            topic: topic.to_string(),
+            inner: Mutex::default(),
+            changed: watch::Sender::new(0),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Owned> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current lease of `partition`, if this member owns it.
+    pub fn lease(&self, partition: i32) -> Option<u64> {
+        self.lock().leases.get(&partition).copied()
+    }
+
+    /// Whether `record` was read under its partition's current lease.
+    pub fn is_current(&self, record: &Record) -> bool {
+        self.lease(record.partition) == Some(record.lease)
+    }
+
+    /// Every owned partition with its lease.
+    pub fn owned(&self) -> Vec<(i32, u64)> {
+        self.lock().leases.iter().map(|(p, l)| (*p, *l)).collect()
+    }
+
+    /// Fires on every assignment change.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn update(&self, rebalance: &Rebalance<'_>) {
+        let (list, assign) = match rebalance {
+            Rebalance::Assign(list) => (list, true),
+            Rebalance::Revoke(list) => (list, false),
+            Rebalance::Error(e) => {
+                return tracing::warn!(topic = %self.topic, error = %e, "rebalance failed");
+            }
+        };
+        let partitions: Vec<i32> = list
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        {
+            let mut owned = self.lock();
+            for p in &partitions {
+                if assign {
+                    owned.last_lease += 1;
+                    let lease = owned.last_lease;
+                    owned.leases.insert(*p, lease);
+                } else {
+                    owned.leases.remove(p);
+                }
+            }
+        }
+        tracing::info!(topic = %self.topic, ?partitions, "{}", if assign { "partitions assigned" } else { "partitions revoked" });
+        self.changed.send_modify(|n| *n += 1);
+    }
+}
+
+/// Keeps [`Ownership`] in step with the group's rebalances. The callbacks run inside
+/// `recv`, on the task that reads records, so a record is always tagged with the
+/// lease its partition had when it was delivered.
+pub struct SourceContext(Arc<Ownership>);
+
+impl ClientContext for SourceContext {}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if matches!(rebalance, Rebalance::Revoke(_)) {
+            self.0.update(rebalance);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if !matches!(rebalance, Rebalance::Revoke(_)) {
+            self.0.update(rebalance);
+        }
+    }
+}
+
 /// Reads records; [`Source::ack`] marks one done so its offset can be committed.
 pub struct Source {
     /// Always `Some` until dropped.
-    consumer: Option<StreamConsumer>,
+    consumer: Option<StreamConsumer<SourceContext>>,
     topic: String,
+    ownership: Arc<Ownership>,
 }
 
 impl Source {
@@ -29,20 +140,34 @@ impl Source {
     }
 
     fn with_config(config: rdkafka::ClientConfig, topic: &str) -> Result<Self, KafkaError> {
-        let consumer: StreamConsumer = config.create()?;
+        let ownership = Ownership::new(topic);
+        let consumer: StreamConsumer<SourceContext> =
+            config.create_with_context(SourceContext(ownership.clone()))?;
         consumer.subscribe(&[topic])?;
         Ok(Self {
             consumer: Some(consumer),
             topic: topic.to_string(),
+            ownership,
         })
     }
 
-    fn consumer(&self) -> &StreamConsumer {
+    fn consumer(&self) -> &StreamConsumer<SourceContext> {
         self.consumer.as_ref().expect("present until drop")
     }
 
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// Whether `record` was read under its partition's current lease.
+    pub fn is_current(&self, record: &Record) -> bool {
+        self.ownership.is_current(record)
+    }
+
+    /// Which partitions this source owns, shared with whoever keeps per-partition
+    /// state (a window store).
+    pub fn ownership(&self) -> Arc<Ownership> {
+        self.ownership.clone()
     }
 
     /// The next record. Errors are per-poll (e.g. the broker is unreachable); the
@@ -72,12 +197,18 @@ impl Source {
             topic: m.topic().to_string(),
             partition: m.partition(),
             offset: m.offset(),
+            lease: self.ownership.lease(m.partition()).unwrap_or(0),
         })
     }
 
-    /// Marks `partition`/`offset` processed: everything the record caused is durable.
-    /// Call in offset order per partition.
-    pub fn ack(&self, partition: i32, offset: i64) {
+    /// Marks `partition`/`offset` (read under `lease`) processed: everything the
+    /// record caused is durable. Call in offset order per partition. A stale lease
+    /// is ignored: the partition moved since, and storing the offset could skip
+    /// records its new lease has not processed yet.
+    pub fn ack(&self, partition: i32, offset: i64, lease: u64) {
+        if self.ownership.lease(partition) != Some(lease) {
+            return tracing::debug!(topic = %self.topic, partition, offset, "stale ack ignored");
+        }
         if let Err(e) = self.consumer().store_offset(&self.topic, partition, offset) {
             // After a rebalance the partition may be someone else's: the record will be
             // processed again there (at-least-once), nothing is lost.

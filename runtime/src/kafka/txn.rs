@@ -15,9 +15,16 @@ use super::KafkaSettings;
 use super::sink::Sink;
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the broker lets a transaction stay open: when an instance dies with one
+/// open, `read_committed` readers of what it wrote (the instance taking over its
+/// partitions) wait this long at most. Overridable in `kafka.properties`.
+const TRANSACTION_TIMEOUT_MS: &str = "10000";
 
-/// One binding's transactional producer. Its `transactional.id` is stable across
-/// restarts, so a new process fences a zombie still holding the old one.
+/// One binding's transactional producer on one instance. Its `transactional.id`
+/// (`<group>@<instance>`) is stable across restarts of that instance, so a new
+/// process fences a zombie still holding the old one; instances of one application
+/// have ids of their own, and a zombie that lost its partitions to another instance
+/// is fenced by the group generation sent with the offsets.
 pub struct TxnSink {
     producer: FutureProducer,
 }
@@ -25,11 +32,18 @@ pub struct TxnSink {
 impl TxnSink {
     /// Creates the producer and registers its transactional id (blocking).
     pub fn new(settings: &KafkaSettings, binding: &str) -> Result<Self, KafkaError> {
-        let producer: FutureProducer = settings
-            .producer()
-            .set("transactional.id", settings.group_id(binding))
-            .set("enable.idempotence", "true")
-            .create()?;
+        let mut config = settings.producer();
+        config
+            .set("transactional.id", settings.transactional_id(binding))
+            .set("enable.idempotence", "true");
+        if !settings.user_sets("transaction.timeout.ms") {
+            config.set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS);
+            if !settings.user_sets("message.timeout.ms") {
+                // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
+                config.set("message.timeout.ms", TRANSACTION_TIMEOUT_MS);
+            }
+        }
+        let producer: FutureProducer = config.create()?;
         producer.init_transactions(Timeout::After(TXN_TIMEOUT))?;
         Ok(Self { producer })
     }

@@ -7,11 +7,13 @@
 //! the batch is processed again from the last committed offsets. Per record, the
 //! effects then happen exactly once.
 //!
+//! An aborted transaction rewinds the source and processes the batch again; the step
+//! rolls back the state the batch changed (a window store restores the partitions
+//! from their changelog). A batch during which partitions moved to another instance
+//! aborts too: its offsets belong to the old assignment.
+//!
 //! What stays at-least-once: a guest's own side effects (e.g. a consumer's logging),
-//! and the final window results and closed-markers the window closer publishes. An
-//! aborted transaction rewinds the source and processes the batch again; a window
-//! store's in-memory state is not rolled back then (its changelog is), so its live
-//! counts can run ahead until the next restart restores the committed state.
+//! and the final window results and closed-markers the window closer publishes.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -82,6 +84,10 @@ pub async fn run_records_exactly_once<S: Step + 'static>(b: Binding, txn: TxnSin
             }
         }
 
+        b.drop_stale(&mut pending);
+        if pending.is_empty() {
+            continue;
+        }
         let (batch, outcomes, changes) = run_step(&step, pending.drain(..).collect()).await;
         let mut records = batch.into_iter();
         let mut done: Vec<(Record, Outcome)> = Vec::with_capacity(outcomes.len());
@@ -152,13 +158,20 @@ pub async fn run_records_exactly_once<S: Step + 'static>(b: Binding, txn: TxnSin
                 // Read the batch again: going back through the source (rather than
                 // re-sending the same outputs) lets the consumer rejoin its group if
                 // the broker forgot it, so the next commit carries valid group metadata.
+                // A partition that moved meanwhile is not rewound: its new lease reads
+                // from the committed offset anyway.
                 let mut first: BTreeMap<i32, i64> = BTreeMap::new();
-                for (record, _) in &done {
-                    first.entry(record.partition).or_insert(record.offset);
+                let mut touched: Vec<i32> = Vec::new();
+                for record in done.iter().map(|(r, _)| r).chain(pending.iter()) {
+                    touched.push(record.partition);
+                    if b.source.is_current(record) {
+                        first.entry(record.partition).or_insert(record.offset);
+                    }
                 }
-                for record in pending.drain(..) {
-                    first.entry(record.partition).or_insert(record.offset);
-                }
+                pending.clear();
+                touched.sort_unstable();
+                touched.dedup();
+                step.run(move |step| step.rollback(&touched)).await;
                 for (partition, offset) in first {
                     b.source.rewind(partition, offset);
                 }
@@ -235,14 +248,15 @@ async fn commit_batch(
             Outcome::Pause { .. } => unreachable!("paused records are not in a batch"),
         }
     }
-    let sends = records
-        .iter()
-        .map(|(topic, o)| sink.send_once(topic, o.key.as_deref(), &o.value, &o.headers));
+    let sends = records.iter().map(|(topic, o)| sink.send_once(topic, o));
     let total = records.len() as u64;
     for result in futures::future::join_all(sends).await {
         result.map_err(Failed::kafka("send"))?;
     }
 
+    if done.iter().any(|(record, _)| !b.source.is_current(record)) {
+        return Err(Failed::other("partitions were reassigned during the batch"));
+    }
     // The next offset to read, per partition: the batch is in offset order per partition.
     let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
     for (record, _) in done {

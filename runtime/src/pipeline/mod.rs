@@ -31,8 +31,10 @@ use crate::kafka::{Sink, Source, dead_letter};
 use crate::observe::{BindingState, BindingStats, EventKind, Events};
 use crate::record::{Output, Record};
 
-pub use analytics::run_closer;
-pub use analytics::{AnalyticsStep, KeySelector, ValueSelector};
+pub use analytics::{
+    AggregateInput, AnalyticsStep, Extract, KeySelector, RepartitionStep, Restorer, ValueSelector,
+    run_closer,
+};
 pub use dedicated::Dedicated;
 pub use exactly_once::run_records_exactly_once;
 pub use supplier::{Supplier, run_supplier};
@@ -62,6 +64,10 @@ pub trait Step: Send {
     fn handle(&mut self, record: &Record) -> Outcome;
     /// A signal that fires when a paused step may be able to run again.
     fn changed(&self) -> Option<watch::Receiver<u64>>;
+    /// The effects of the records handled since the last commit, on these
+    /// partitions, were thrown away (an aborted transaction): forget any state they
+    /// changed. The records are read again.
+    fn rollback(&mut self, _partitions: &[i32]) {}
 }
 
 /// Everything a record loop needs besides its step.
@@ -142,6 +148,16 @@ impl Binding {
         }
     }
 
+    /// Drops records whose partition moved to another owner since they were read:
+    /// the new owner reads them again.
+    fn drop_stale(&self, pending: &mut VecDeque<Record>) {
+        let before = pending.len();
+        pending.retain(|r| self.source.is_current(r));
+        if pending.len() < before {
+            tracing::debug!(binding = %self.name, dropped = before - pending.len(), "records of reassigned partitions dropped");
+        }
+    }
+
     /// Appends to `pending` what the source has already fetched, up to `max`.
     fn take_fetched(&self, pending: &mut VecDeque<Record>, max: usize) {
         while pending.len() < max {
@@ -198,8 +214,8 @@ pub async fn run_records<S: Step + 'static>(b: Binding, step: S) {
         tokio::select! {
             biased;
             () = b.shutdown.cancelled() => break,
-            Some((partition, offset)) = in_flight.next() => {
-                b.source.ack(partition, offset);
+            Some((partition, offset, lease)) = in_flight.next() => {
+                b.source.ack(partition, offset, lease);
                 continue;
             }
             changed = async { paused.as_mut().expect("guarded").changed().await }, if paused.is_some() => {
@@ -220,6 +236,7 @@ pub async fn run_records<S: Step + 'static>(b: Binding, step: S) {
                 }
             }
         }
+        b.drop_stale(&mut pending);
         if pending.is_empty() || paused.is_some() {
             continue;
         }
@@ -263,14 +280,15 @@ pub async fn run_records<S: Step + 'static>(b: Binding, step: S) {
     }
 
     // Drain: everything already handed to the producer is acknowledged, then acked.
-    while let Some((partition, offset)) = in_flight.next().await {
-        b.source.ack(partition, offset);
+    while let Some((partition, offset, lease)) = in_flight.next().await {
+        b.source.ack(partition, offset, lease);
     }
     b.stats.set_state(BindingState::Stopped, None);
     b.source.close();
 }
 
-type Acked = futures::future::BoxFuture<'static, (i32, i64)>;
+/// Resolves when a record's effects are acknowledged: (partition, offset, lease).
+type Acked = futures::future::BoxFuture<'static, (i32, i64, u64)>;
 
 fn emit(b: &Binding, record: Record, outputs: Vec<Output>) -> Acked {
     let (sink, stats, out) = (b.sink.clone(), b.stats.clone(), b.out.clone());
@@ -294,7 +312,7 @@ fn emit(b: &Binding, record: Record, outputs: Vec<Output>) -> Acked {
                 stats.add_dead_lettered();
             }
         }
-        (record.partition, record.offset)
+        (record.partition, record.offset, record.lease)
     })
 }
 
@@ -306,6 +324,6 @@ fn emit_dead_letter(b: &Binding, record: Record, error: String, attempts: u32) -
             Ok(_) => stats.add_dead_lettered(),
             Err(e) => tracing::error!(%dlq, error = %e, "dead-letter topic refused the record"),
         }
-        (record.partition, record.offset)
+        (record.partition, record.offset, record.lease)
     })
 }

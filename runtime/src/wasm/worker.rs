@@ -327,6 +327,7 @@ fn to_message(r: &Record) -> bindings::Message {
 fn from_output(o: bindings::Output) -> Output {
     Output {
         topic: o.topic,
+        partition: None,
         key: o.key,
         value: o.value,
         headers: o.headers.into_iter().map(|h| (h.name, h.value)).collect(),

@@ -62,9 +62,15 @@ pub fn record_key(start: i64, key: &str) -> Vec<u8> {
     format!("{start}/{key}").into_bytes()
 }
 
-/// The changelog topic of `store` in application `app`.
+/// The changelog topic of `store` in application `app`. Partition `p` of it holds
+/// the state of partition `p` of the topic the store aggregates.
 pub fn topic(app: &str, store: &str) -> String {
     format!("{app}.{store}.changelog")
+}
+
+/// The internal topic through which `store`'s input is repartitioned by group key.
+pub fn repartition_topic(app: &str, store: &str) -> String {
+    format!("{app}.{store}.repartition")
 }
 
 #[cfg(test)]

@@ -15,4 +15,4 @@ mod store;
 
 pub use aggregate::{Acc, AggregateKind};
 pub use state::{ClosedWindow, Late, WindowSpec, WindowState};
-pub use store::{WindowRow, WindowStore};
+pub use store::{Closed, WindowRow, WindowStore};

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use tokio::time::Instant;
 
 use super::aggregate::Acc;
+use super::changelog::Entry;
 
 /// Tumbling window size and grace, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +101,29 @@ impl WindowState {
             self.stream_time = Some(start);
             self.advanced_at = Some(now);
         }
+    }
+
+    /// Applies one changelog record (`None`: a tombstone for `record_key`).
+    pub fn apply_changelog(
+        &mut self,
+        record_key: &[u8],
+        value: Option<&[u8]>,
+        now: Instant,
+    ) -> Result<(), String> {
+        match value {
+            Some(bytes) => {
+                let e =
+                    Entry::from_json(bytes).map_err(|e| format!("bad changelog record: {e}"))?;
+                self.restore(e.start, &e.key, e.acc(), e.closed, now);
+            }
+            None => {
+                let text = String::from_utf8_lossy(record_key);
+                let (start, key) = text.split_once('/').ok_or("bad changelog key")?;
+                let start = start.parse().map_err(|_| "bad changelog key")?;
+                self.forget(start, key);
+            }
+        }
+        Ok(())
     }
 
     /// Forgets a window (a changelog tombstone).

@@ -1,9 +1,15 @@
 //! The queryable window store of one analytics stage, shared between the stage (which
 //! writes) and the HTTP layer (which reads). A std `Mutex`, never held across an
 //! `.await`: every operation is a short in-memory update or copy.
+//!
+//! State is kept per partition of the stage's input, the unit that moves between kfn
+//! instances: a partition's state is installed (restored from the same partition of
+//! the changelog) when the partition is assigned here, under that assignment's lease,
+//! and dropped when it moves away. Each partition has its own stream time, so when a
+//! window closes does not depend on which partitions happen to share an instance.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use serde::Serialize;
 use tokio::time::Instant;
@@ -13,8 +19,10 @@ use super::changelog::Entry;
 use super::state::{ClosedWindow, Late, WindowSpec, WindowState};
 
 /// One window of one key, as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct WindowRow {
+    /// The partition whose state holds the window.
+    pub partition: i32,
     pub key: String,
     pub start: i64,
     pub end: i64,
@@ -22,12 +30,28 @@ pub struct WindowRow {
     pub closed: bool,
 }
 
+/// What closing due windows produced in one partition.
+pub struct Closed {
+    pub partition: i32,
+    pub windows: Vec<ClosedWindow>,
+    /// Windows forgotten after retention: (start, key).
+    pub forgotten: Vec<(i64, String)>,
+}
+
+struct Part {
+    lease: u64,
+    state: WindowState,
+}
+
 pub struct WindowStore {
     pub name: String,
     pub aggregate: AggregateKind,
     /// The SSE route serving [`WindowStore::current`], if any.
     pub serve: Option<String>,
-    state: Mutex<WindowState>,
+    spec: WindowSpec,
+    parts: Mutex<BTreeMap<i32, Part>>,
+    /// Held while a partition is restored, so it is restored once.
+    restoring: Mutex<()>,
 }
 
 impl WindowStore {
@@ -41,71 +65,139 @@ impl WindowStore {
             name: name.to_string(),
             aggregate,
             serve,
-            state: Mutex::new(WindowState::new(spec)),
+            spec,
+            parts: Mutex::default(),
+            restoring: Mutex::default(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, WindowState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<i32, Part>> {
+        self.parts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn spec(&self) -> WindowSpec {
-        self.lock().spec()
+        self.spec
     }
 
-    /// Adds a value; returns the changelog entry of the window it changed.
-    pub fn add(&self, ts: i64, key: &str, value: f64) -> Result<Entry, Late> {
-        let (start, acc) = self.lock().add(ts, key, value, Instant::now())?;
-        Ok(Entry::new(start, key, &acc, false))
+    /// An empty state for one partition, to restore into.
+    pub fn empty_state(&self) -> WindowState {
+        WindowState::new(self.spec)
     }
 
-    /// Closes due windows; returns them and the windows forgotten after retention.
-    pub fn close_due(&self) -> (Vec<ClosedWindow>, Vec<(i64, String)>) {
-        let mut forgotten = Vec::new();
-        let closed = self.lock().close_due(Instant::now(), &mut forgotten);
-        (closed, forgotten)
+    /// Serialises restores: hold it while checking [`WindowStore::has`] and restoring.
+    pub fn restore_guard(&self) -> MutexGuard<'_, ()> {
+        self.restoring.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Applies one changelog record (`None`: a tombstone for `record_key`).
-    pub fn restore(&self, record_key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
-        match value {
-            Some(bytes) => {
-                let e =
-                    Entry::from_json(bytes).map_err(|e| format!("bad changelog record: {e}"))?;
-                self.lock()
-                    .restore(e.start, &e.key, e.acc(), e.closed, Instant::now());
+    /// Whether `partition`'s state is here under `lease`.
+    pub fn has(&self, partition: i32, lease: u64) -> bool {
+        self.lock()
+            .get(&partition)
+            .is_some_and(|p| p.lease == lease)
+    }
+
+    /// Installs `partition`'s (restored) state under `lease`.
+    pub fn install(&self, partition: i32, lease: u64, state: WindowState) {
+        self.lock().insert(partition, Part { lease, state });
+    }
+
+    /// Drops the state of `partitions` (after an aborted transaction: it is restored
+    /// again from the committed changelog).
+    pub fn drop_partitions(&self, partitions: &[i32]) {
+        let mut parts = self.lock();
+        for p in partitions {
+            parts.remove(p);
+        }
+    }
+
+    /// Keeps only the partitions in `owned` (partition, lease); returns what it dropped.
+    pub fn retain_owned(&self, owned: &[(i32, u64)]) -> Vec<i32> {
+        let mut dropped = Vec::new();
+        self.lock().retain(|p, part| {
+            let keep = owned.contains(&(*p, part.lease));
+            if !keep {
+                dropped.push(*p);
             }
-            None => {
-                let text = String::from_utf8_lossy(record_key);
-                let (start, key) = text.split_once('/').ok_or("bad changelog key")?;
-                let start = start.parse().map_err(|_| "bad changelog key")?;
-                self.lock().forget(start, key);
+            keep
+        });
+        dropped
+    }
+
+    /// The partitions whose state is here.
+    pub fn partitions(&self) -> Vec<i32> {
+        self.lock().keys().copied().collect()
+    }
+
+    /// Adds a value in `partition`; returns the changelog entry of the window it
+    /// changed. `None` if the partition's state is not here (not restored yet).
+    pub fn add(
+        &self,
+        partition: i32,
+        ts: i64,
+        key: &str,
+        value: f64,
+    ) -> Option<Result<Entry, Late>> {
+        let mut parts = self.lock();
+        let part = parts.get_mut(&partition)?;
+        Some(
+            part.state
+                .add(ts, key, value, Instant::now())
+                .map(|(start, acc)| Entry::new(start, key, &acc, false)),
+        )
+    }
+
+    /// Closes due windows in every partition.
+    pub fn close_due(&self) -> Vec<Closed> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for (partition, part) in self.lock().iter_mut() {
+            let mut forgotten = Vec::new();
+            let windows = part.state.close_due(now, &mut forgotten);
+            if !windows.is_empty() || !forgotten.is_empty() {
+                out.push(Closed {
+                    partition: *partition,
+                    windows,
+                    forgotten,
+                });
             }
         }
-        Ok(())
+        out
     }
 
+    /// Every window here overlapping `[from, to)`, in (start, key) order.
     pub fn query(&self, from: Option<i64>, to: Option<i64>) -> Vec<WindowRow> {
-        let rows = self
+        let (from, to) = (from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX));
+        let mut rows: Vec<WindowRow> = self
             .lock()
-            .windows(from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX));
-        rows.into_iter()
-            .map(|(key, start, end, acc, closed)| WindowRow {
+            .iter()
+            .flat_map(|(p, part)| {
+                part.state
+                    .windows(from, to)
+                    .into_iter()
+                    .map(move |w| (*p, w))
+            })
+            .map(|(partition, (key, start, end, acc, closed))| WindowRow {
+                partition,
                 key,
                 start,
                 end,
                 value: acc.value(self.aggregate),
                 closed,
             })
-            .collect()
+            .collect();
+        rows.sort_by(|a, b| (a.start, &a.key).cmp(&(b.start, &b.key)));
+        rows
     }
 
-    /// `{"P1": 3, "P2": 5}`: each key's value in the current window.
+    /// `{"P1": 3, "P2": 5}`: each key's value in its partition's current window.
     pub fn current(&self) -> BTreeMap<String, serde_json::Value> {
-        let current = self.lock().current(Instant::now());
-        current
-            .into_iter()
-            .map(|(k, acc)| (k, acc.value(self.aggregate)))
-            .collect()
+        let now = Instant::now();
+        let mut out = BTreeMap::new();
+        for part in self.lock().values_mut() {
+            for (key, acc) in part.state.current(now) {
+                out.insert(key, acc.value(self.aggregate));
+            }
+        }
+        out
     }
 }

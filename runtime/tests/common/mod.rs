@@ -319,6 +319,7 @@ pub fn record(value: &str) -> kfn::record::Record {
         topic: "in".into(),
         partition: 0,
         offset: 7,
+        lease: 0,
     }
 }
 
@@ -351,6 +352,7 @@ pub async fn start_app(dir: &Path, yaml: &str, functions: &[(&str, PathBuf)]) ->
             watch: true,
             config_path: Some(path),
             cache_dir: Some(cache_dir()),
+            ..Default::default()
         },
     )
     .await

@@ -1,0 +1,206 @@
+//! One store, several instances: a store query is answered here for the partitions
+//! this instance holds and gathered from the owners of the others, found through the
+//! stage's consumer group ([`crate::kafka::Sink::partition_owners`]). The answer says
+//! which instance gave which partitions and whether any are missing (e.g. mid-
+//! rebalance, while a partition's new owner restores it).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::kafka::Sink;
+use crate::window::{WindowRow, WindowStore};
+
+/// How long gathering from one other instance may take.
+const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a store's partitions are assigned: its stage's group and topic.
+#[derive(Debug, Clone)]
+pub struct StoreRoute {
+    pub group: String,
+    pub topic: String,
+}
+
+/// This instance's place among the instances of its application.
+#[derive(Debug, Clone, Default)]
+pub struct Cluster {
+    /// This instance's HTTP address, as the others see it.
+    pub advertise: String,
+    pub routes: BTreeMap<String, StoreRoute>,
+}
+
+/// The windows of a store, and where they came from.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoreWindows {
+    pub name: String,
+    pub windows: Vec<WindowRow>,
+    /// Partitions of the store's topic.
+    pub partitions: i32,
+    /// Whether every partition answered.
+    pub complete: bool,
+    /// Partitions nobody answered for.
+    pub missing: Vec<i32>,
+    pub instances: Vec<Source>,
+}
+
+/// What one instance contributed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Source {
+    pub instance: String,
+    pub partitions: Vec<i32>,
+    pub error: Option<String>,
+}
+
+/// This instance's part of the answer.
+pub fn local(
+    store: &WindowStore,
+    advertise: &str,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> StoreWindows {
+    let here = store.partitions();
+    StoreWindows {
+        name: store.name.clone(),
+        windows: store.query(from, to),
+        partitions: here.len() as i32,
+        complete: false,
+        missing: Vec::new(),
+        instances: vec![Source {
+            instance: advertise.to_string(),
+            partitions: here,
+            error: None,
+        }],
+    }
+}
+
+/// The whole answer: local partitions, then each other owner's.
+pub async fn gather(
+    store: &WindowStore,
+    cluster: &Cluster,
+    sink: &Sink,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> StoreWindows {
+    let mut answer = local(store, &cluster.advertise, from, to);
+    let Some(route) = cluster.routes.get(&store.name).cloned() else {
+        return answer;
+    };
+    let (lookup, r) = (sink.clone(), route.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        let total = lookup.partition_count(&r.topic, PEER_TIMEOUT)?;
+        let owners = lookup.partition_owners(&r.group, &r.topic, PEER_TIMEOUT)?;
+        Ok::<_, rdkafka::error::KafkaError>((total.unwrap_or(0), owners))
+    })
+    .await;
+    let (total, owners) = match found {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => {
+            answer.instances[0].error =
+                Some(format!("cannot ask the group who owns the rest: {e}"));
+            return answer;
+        }
+        Err(e) => {
+            answer.instances[0].error = Some(e.to_string());
+            return answer;
+        }
+    };
+    answer.partitions = total;
+    let mut covered: BTreeSet<i32> = answer.instances[0].partitions.iter().copied().collect();
+
+    let mut remote: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for (p, addr) in owners {
+        if addr != cluster.advertise && !covered.contains(&p) {
+            remote.entry(addr).or_default().push(p);
+        }
+    }
+    let path = query_path(&store.name, from, to);
+    let asks = remote.into_iter().map(|(addr, wanted)| {
+        let path = path.clone();
+        async move {
+            let got = tokio::time::timeout(PEER_TIMEOUT, get_json::<StoreWindows>(&addr, &path))
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer within {PEER_TIMEOUT:?}")));
+            (addr, wanted, got)
+        }
+    });
+    for (addr, wanted, got) in futures::future::join_all(asks).await {
+        match got {
+            Ok(theirs) => {
+                let given: Vec<i32> = theirs
+                    .instances
+                    .iter()
+                    .flat_map(|s| s.partitions.iter().copied())
+                    .filter(|p| wanted.contains(p) && !covered.contains(p))
+                    .collect();
+                answer.windows.extend(
+                    theirs
+                        .windows
+                        .into_iter()
+                        .filter(|row| given.contains(&row.partition)),
+                );
+                covered.extend(&given);
+                answer.instances.push(Source {
+                    instance: addr,
+                    partitions: given,
+                    error: None,
+                });
+            }
+            Err(error) => answer.instances.push(Source {
+                instance: addr,
+                partitions: Vec::new(),
+                error: Some(error),
+            }),
+        }
+    }
+    answer
+        .windows
+        .sort_by(|a, b| (a.start, &a.key).cmp(&(b.start, &b.key)));
+    answer.missing = (0..total).filter(|p| !covered.contains(p)).collect();
+    answer.complete = answer.missing.is_empty();
+    answer
+}
+
+fn query_path(name: &str, from: Option<i64>, to: Option<i64>) -> String {
+    let mut path = format!("/api/stores/{name}?local=true");
+    if let Some(from) = from {
+        path.push_str(&format!("&from={from}"));
+    }
+    if let Some(to) = to {
+        path.push_str(&format!("&to={to}"));
+    }
+    path
+}
+
+/// GETs `path` from the instance at `addr` and decodes its JSON.
+async fn get_json<T: serde::de::DeserializeOwned>(addr: &str, path: &str) -> Result<T, String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, addr)
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("bad answer: {e}"))
+}

@@ -1,0 +1,126 @@
+//! What the cluster knows: how many partitions a topic has, and who owns which
+//! partition (the members of a consumer group and their assignments, as the group
+//! coordinator describes them). Every kfn client id carries its
+//! instance's HTTP address (see [`super::advertised_in`]), so this is how a store
+//! query finds the instances holding the rest of the answer: no registry of its own,
+//! only Kafka's group membership.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::error::KafkaError;
+use rdkafka::producer::Producer;
+
+use super::{Sink, advertised_in};
+
+impl Sink {
+    /// How many partitions `topic` has (`None`: it does not exist). Blocking.
+    pub fn partition_count(
+        &self,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<Option<i32>, KafkaError> {
+        let metadata = self
+            .producer()
+            .client()
+            .fetch_metadata(Some(topic), timeout)?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len() as i32)
+            .filter(|n| *n > 0))
+    }
+
+    /// The advertised HTTP address of the owner of each assigned partition of
+    /// `topic` in `group`. Blocking.
+    pub fn partition_owners(
+        &self,
+        group: &str,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<BTreeMap<i32, String>, KafkaError> {
+        let list = self
+            .producer()
+            .client()
+            .fetch_group_list(Some(group), timeout)?;
+        let mut owners = BTreeMap::new();
+        for g in list.groups().iter().filter(|g| g.name() == group) {
+            for member in g.members() {
+                let (Some(addr), Some(assignment)) =
+                    (advertised_in(member.client_id()), member.assignment())
+                else {
+                    continue;
+                };
+                for p in assigned(assignment, topic).unwrap_or_default() {
+                    owners.insert(p, addr.to_string());
+                }
+            }
+        }
+        Ok(owners)
+    }
+}
+
+/// The partitions of `topic` in a consumer-protocol assignment: `version: i16`, then
+/// `[topic: string, [partition: i32]]` (user data follows; unused).
+fn assigned(bytes: &[u8], topic: &str) -> Option<Vec<i32>> {
+    let mut r = Reader(bytes);
+    r.take(2)?;
+    let mut out = Vec::new();
+    for _ in 0..r.i32()? {
+        let len = usize::try_from(i16::from_be_bytes(r.take(2)?.try_into().ok()?)).ok()?;
+        let name = r.take(len)?;
+        for _ in 0..r.i32()? {
+            let p = r.i32()?;
+            if name == topic.as_bytes() {
+                out.push(p);
+            }
+        }
+    }
+    Some(out)
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn i32(&mut self) -> Option<i32> {
+        Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assignment(topics: &[(&str, &[i32])]) -> Vec<u8> {
+        let mut b = vec![0, 1];
+        b.extend((topics.len() as i32).to_be_bytes());
+        for (name, parts) in topics {
+            b.extend((name.len() as i16).to_be_bytes());
+            b.extend(name.as_bytes());
+            b.extend((parts.len() as i32).to_be_bytes());
+            for p in *parts {
+                b.extend(p.to_be_bytes());
+            }
+        }
+        b.extend((-1i32).to_be_bytes()); // no user data
+        b
+    }
+
+    #[test]
+    fn reads_the_partitions_of_one_topic() {
+        let bytes = assignment(&[("other", &[0, 1]), ("in", &[2, 5])]);
+        assert_eq!(assigned(&bytes, "in"), Some(vec![2, 5]));
+        assert_eq!(assigned(&bytes, "none"), Some(vec![]));
+        assert_eq!(assigned(&bytes[..9], "in"), None, "truncated");
+    }
+}

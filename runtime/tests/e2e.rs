@@ -281,7 +281,13 @@ async fn http_api_and_sse_with_a_real_client() {
     kinds.sort_unstable();
     assert_eq!(
         kinds,
-        ["analytics", "consumer", "function", "repartition", "supplier"],
+        [
+            "analytics",
+            "consumer",
+            "function",
+            "repartition",
+            "supplier"
+        ],
         "3 bindings + 1 analytics stage grouping by a value field (two steps)"
     );
     let of_kind = |kind: &str| {

@@ -29,11 +29,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{eventually, producer, read_until_quiet, reader};
+use common::{eventually, read_until_quiet, reader};
 use rdkafka::producer::FutureRecord;
 
 const NEEDS_KAFKA: &str = "needs a real Kafka broker: scripts/kafka.sh start, then set KFN_TEST_KAFKA=127.0.0.1:19092 and pass --include-ignored";
 const LONG: Duration = Duration::from_secs(120);
+
+/// An idempotent producer: the outage test kills the broker under it, and a plain
+/// producer's retries could then write an input record twice.
+fn producer(bootstrap: &str) -> rdkafka::producer::FutureProducer {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "1")
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("test producer")
+}
 
 fn bootstrap() -> String {
     std::env::var("KFN_TEST_KAFKA")
@@ -63,7 +74,10 @@ impl Kfn {
             .args(["up", "--no-build", "--listen", "127.0.0.1:0"])
             .args(["--instance", instance, "--config"])
             .arg(dir.join("kfn.yaml"))
-            .env("KFN_LOG", "warn")
+            .env(
+                "KFN_LOG",
+                std::env::var("KFN_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

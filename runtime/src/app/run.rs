@@ -40,9 +40,9 @@ pub(super) async fn run_binding<S: pipeline::Step + 'static>(
             "exactly-once on the embedded broker: transactions are accepted but not enforced (use a real cluster)",
         );
     }
-    let name = binding.name.clone();
-    match tokio::task::spawn_blocking(move || TxnSink::new(&settings, &name)).await {
-        Ok(Ok(txn)) => pipeline::run_records_exactly_once(binding, txn, step).await,
+    let (name, settings_) = (binding.name.clone(), settings.clone());
+    match tokio::task::spawn_blocking(move || TxnSink::new(&settings_, &name)).await {
+        Ok(Ok(txn)) => pipeline::run_records_exactly_once(binding, settings, txn, step).await,
         Ok(Err(e)) => {
             let reason = format!("cannot start transactions: {e}");
             tracing::error!(binding = %binding.name, "{reason}");

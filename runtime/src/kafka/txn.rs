@@ -17,8 +17,10 @@ use super::sink::Sink;
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the broker lets a transaction stay open: when an instance dies with one
 /// open, `read_committed` readers of what it wrote (the instance taking over its
-/// partitions) wait this long at most. Overridable in `kafka.properties`.
-const TRANSACTION_TIMEOUT_MS: &str = "10000";
+/// partitions) wait this long at most. Shorter takes over faster, but a broker outage
+/// longer than this expires open transactions, and the producer then has to be
+/// replaced. Overridable in `kafka.properties`.
+const TRANSACTION_TIMEOUT_MS: &str = "30000";
 
 /// One binding's transactional producer on one instance. Its `transactional.id`
 /// (`<group>@<instance>`) is stable across restarts of that instance, so a new

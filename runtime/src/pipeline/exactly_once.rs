@@ -23,7 +23,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use super::{Binding, Dedicated, Outcome, Step, run_step};
-use crate::kafka::{Sink, TxnSink, dead_letter};
+use crate::kafka::{KafkaSettings, Sink, TxnSink, dead_letter};
 use crate::observe::{BindingState, EventKind};
 use crate::record::{Output, Record};
 
@@ -34,7 +34,18 @@ pub const TXN_BATCH: usize = 1_000;
 /// while the broker is away); this goes on until it commits or the producer is fenced.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-pub async fn run_records_exactly_once<S: Step + 'static>(b: Binding, txn: TxnSink, step: S) {
+/// Fatal producer errors (e.g. the broker expired a transaction during an outage)
+/// in a row that are met with a new producer before the binding gives up.
+const MAX_NEW_PRODUCERS: u32 = 3;
+
+/// Runs an exactly-once binding. `settings` make a new transactional producer when
+/// the current one fails for good.
+pub async fn run_records_exactly_once<S: Step + 'static>(
+    b: Binding,
+    settings: KafkaSettings,
+    txn: TxnSink,
+    step: S,
+) {
     let step = match Dedicated::spawn(&b.name, step) {
         Ok(s) => s,
         Err(e) => {
@@ -45,7 +56,8 @@ pub async fn run_records_exactly_once<S: Step + 'static>(b: Binding, txn: TxnSin
             return;
         }
     };
-    let (sink, txn) = (txn.sink(), Arc::new(txn));
+    let (mut sink, mut txn) = (txn.sink(), Arc::new(txn));
+    let mut new_producers = 0u32;
     let mut pending: VecDeque<Record> = VecDeque::new();
     let mut paused: Option<watch::Receiver<u64>> = None;
     let mut broker_down = false;
@@ -130,6 +142,7 @@ pub async fn run_records_exactly_once<S: Step + 'static>(b: Binding, txn: TxnSin
                 for _ in 0..dead_letters {
                     b.stats.add_dead_lettered();
                 }
+                new_producers = 0;
                 if std::mem::take(&mut aborts) > 0 {
                     b.events
                         .emit(EventKind::Broker, &b.name, "transactions commit again");
@@ -139,12 +152,41 @@ pub async fn run_records_exactly_once<S: Step + 'static>(b: Binding, txn: TxnSin
                 let abort = txn.clone();
                 let _ = tokio::task::spawn_blocking(move || abort.abort()).await;
                 if fatal {
-                    // Nothing of the batch is committed: whoever runs next does it again.
-                    let reason = format!("transaction failed, stopped: {message}");
-                    tracing::error!(binding = %b.name, "{reason}");
-                    b.events.emit(EventKind::Broker, &b.name, reason.clone());
-                    b.stats.set_state(BindingState::Stopped, Some(reason));
-                    break;
+                    // The producer is unusable (e.g. the broker expired its transaction
+                    // while it was away): a new one with the same transactional id goes
+                    // on. Nothing of the batch is committed, so it is processed again.
+                    new_producers += 1;
+                    let replaced = if new_producers <= MAX_NEW_PRODUCERS {
+                        tracing::warn!(binding = %b.name, "transactional producer failed ({message}); starting a new one");
+                        b.events.emit(
+                            EventKind::Broker,
+                            &b.name,
+                            format!(
+                                "transactional producer failed ({message}); starting a new one"
+                            ),
+                        );
+                        let (settings, name) = (settings.clone(), b.name.clone());
+                        tokio::task::spawn_blocking(move || TxnSink::new(&settings, &name))
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string()))
+                    } else {
+                        Err(format!("{new_producers} producers in a row failed"))
+                    };
+                    match replaced {
+                        Ok(new) => {
+                            let old = std::mem::replace(&mut txn, Arc::new(new));
+                            sink = txn.sink();
+                            tokio::task::spawn_blocking(move || drop(old));
+                        }
+                        Err(e) => {
+                            let reason = format!("transaction failed, stopped: {message} ({e})");
+                            tracing::error!(binding = %b.name, "{reason}");
+                            b.events.emit(EventKind::Broker, &b.name, reason.clone());
+                            b.stats.set_state(BindingState::Stopped, Some(reason));
+                            break;
+                        }
+                    }
                 }
                 if aborts == 0 {
                     tracing::warn!(binding = %b.name, "transaction aborted; the batch will be read and processed again: {message}");

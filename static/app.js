@@ -129,6 +129,7 @@ async function loadInfo() {
     $("info-version").textContent = info.version ? `v${info.version}` : "";
     $("info-bootstrap").textContent = info.bootstrap ?? DASH;
     $("info-config").textContent = info.config ?? DASH;
+    $("info-config").title = info.instance ? `instance ${info.instance} (reached at ${info.advertise})` : "";
     const broker = info.broker ? ` (${info.broker} broker)` : "";
     $("info-bootstrap").title = `Kafka bootstrap address${broker}`;
   } catch {

@@ -16,10 +16,11 @@
 //!   precompiled-artifact cache, the function registry that hot-swaps versions, and
 //!   per-binding workers that call guests with CPU-time and memory limits.
 //! - [`window`]: tumbling windows: assignment, aggregates, closing on stream time or
-//!   idle wall-clock, and the queryable store.
+//!   idle wall-clock, and the queryable store, kept per input partition.
 //! - [`pipeline`]: the loops that join the stages, one per kind of binding
 //!   (supplier, function, consumer, analytics).
-//! - [`http`]: the dashboard, the JSON API and the SSE feeds.
+//! - [`http`]: the dashboard, the JSON API and the SSE feeds; store queries gathered
+//!   from the other instances.
 //! - [`observe`]: counters, rates, statuses and the runtime event feed every stage
 //!   reports to.
 //! - [`watch`]: the `functions/` and `kfn.yaml` watcher behind hot reload.
@@ -37,6 +38,11 @@
 //! - **store**: the queryable window state of one `analytics:` stage.
 //! - **generation**: a counter bumped on every successful (re)load of a function;
 //!   workers compare it between records to pick up a new version.
+//! - **lease**: a number given to a partition each time the group assigns it to this
+//!   instance; records and window state carry it, so nothing read under an old
+//!   assignment is processed, acknowledged or served after the partition moved.
+//! - **instance**: one `kfn up` process; instances with one application id share
+//!   partitions through Kafka's consumer groups.
 
 pub mod app;
 pub mod bench;

@@ -160,6 +160,19 @@ fn produce_numbered(
     count: u32,
     per_sec: u32,
 ) -> (tokio::task::JoinHandle<()>, Arc<AtomicU32>) {
+    produce_paced(topic, count, per_sec, |i| {
+        (format!("k{}", i % 64), i.to_string(), None)
+    })
+}
+
+/// Produces record `i` = `make(i)` (key, value, timestamp) for `i` in `0..count` at
+/// about `per_sec`, in the background; the counter says how many were sent.
+fn produce_paced(
+    topic: String,
+    count: u32,
+    per_sec: u32,
+    make: impl Fn(u32) -> (String, String, Option<i64>) + Send + 'static,
+) -> (tokio::task::JoinHandle<()>, Arc<AtomicU32>) {
     let sent = Arc::new(AtomicU32::new(0));
     let counter = sent.clone();
     let handle = tokio::spawn(async move {
@@ -167,20 +180,16 @@ fn produce_numbered(
         let mut pending = futures::stream::FuturesUnordered::new();
         let started = std::time::Instant::now();
         for i in 0..count {
-            let (p, topic, key, value) = (
-                p.clone(),
-                topic.clone(),
-                format!("k{}", i % 64),
-                i.to_string(),
-            );
+            let (p, topic, (key, value, ts)) = (p.clone(), topic.clone(), make(i));
             pending.push(async move {
-                p.send(
-                    FutureRecord::to(&topic).key(&key).payload(&value),
-                    Duration::from_secs(300),
-                )
-                .await
-                .map_err(|(e, _)| e)
-                .expect("produce");
+                let mut record = FutureRecord::to(&topic).key(&key).payload(&value);
+                if let Some(ts) = ts {
+                    record = record.timestamp(ts);
+                }
+                p.send(record, Duration::from_secs(300))
+                    .await
+                    .map_err(|(e, _)| e)
+                    .expect("produce");
             });
             if pending.len() >= 1000 {
                 futures::StreamExt::next(&mut pending).await;
@@ -636,41 +645,11 @@ async fn two_instances_share_a_stage_and_one_survives_the_other() {
             .entry((format!("u{}", i % 97), base + i64::from(i % 3) * 600_000))
             .or_default() += 1;
     }
-    let sent = Arc::new(AtomicU32::new(0));
-    let producing = {
-        let (input, sent) = (input.clone(), sent.clone());
-        tokio::spawn(async move {
-            let p = producer(&bootstrap());
-            let mut pending = futures::stream::FuturesUnordered::new();
-            let started = std::time::Instant::now();
-            for i in 0..total {
-                let (p, input) = (p.clone(), input.clone());
-                let value = format!(r#"{{"user":"u{}","n":{i}}}"#, i % 97);
-                pending.push(async move {
-                    p.send(
-                        FutureRecord::to(&input)
-                            .key(&format!("r{i}"))
-                            .payload(&value)
-                            .timestamp(ts(i)),
-                        Duration::from_secs(300),
-                    )
-                    .await
-                    .map_err(|(e, _)| e)
-                    .expect("produce");
-                });
-                if pending.len() >= 1000 {
-                    futures::StreamExt::next(&mut pending).await;
-                }
-                sent.store(i + 1, Ordering::Relaxed);
-                // About 4,000 records a second: the kill lands mid-stream.
-                let due = Duration::from_secs_f64(f64::from(i + 1) / 4_000.0);
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    tokio::time::sleep(wait).await;
-                }
-            }
-            while futures::StreamExt::next(&mut pending).await.is_some() {}
-        })
-    };
+    // About 4,000 records a second: the kill lands mid-stream.
+    let (producing, sent) = produce_paced(input.clone(), total, 4_000, move |i| {
+        let value = format!(r#"{{"user":"u{}","n":{i}}}"#, i % 97);
+        (format!("r{i}"), value, Some(ts(i)))
+    });
 
     // Both instances own partitions, and a query on either gathers the other's.
     let (a_parts, b_parts) = eventually(LONG, "both instances to hold state", async || {

@@ -32,7 +32,11 @@ const CLOSE_DEADLINE_MS = 15_000;
 
 // What kfn.yaml defines; the dashboard must show all of it.
 const FUNCTIONS = ["page-enricher", "page-filter", "page-logger", "page-supplier"];
-const BINDINGS = { "page-supplier": "supplier", "page-logger": "consumer", "page-enricher": "function", "page-count": "analytics" };
+// page-count groups by a value field, so it is two steps joined by its repartition topic.
+const BINDINGS = {
+  "page-supplier": "supplier", "page-logger": "consumer", "page-enricher": "function",
+  "page-count.repartition": "repartition", "page-count": "analytics",
+};
 
 // The machine has no internet: without these Chromium keeps dialling out
 // (component updates, sync, QUIC probes) and floods refused connections.
@@ -243,7 +247,7 @@ test("functions table lists the app's four functions as ready", T, async () => {
   assert.equal(await page.locator("#attention").isHidden(), true, "no problem pill in the top bar");
 });
 
-test("bindings table shows the four bindings running, with page-count counting records", T, async () => {
+test("bindings table shows the bindings and both analytics steps running, with page-count counting records", T, async () => {
   await waitInPage(
     (expected) => Object.entries(expected).every(([name, kind]) => {
       const row = document.querySelector(`#bindings-body tr[data-name="${name}"]`);
@@ -259,9 +263,11 @@ test("bindings table shows the four bindings running, with page-count counting r
     null,
     async () => `page-count never counted a record; row reads: ${await page.locator('#bindings-body tr[data-name="page-count"]').innerText()}`,
   );
-  const row = page.locator('#bindings-body tr[data-name="page-count"]');
-  assert.match(await row.innerText(), /page-filter/);
-  assert.match(await row.innerText(), /R2\s*→\s*R4/);
+  const step1 = await page.locator('#bindings-body tr[data-name="page-count.repartition"]').innerText();
+  assert.match(step1, /page-filter/);
+  assert.match(step1, /R2\s*→\s*kfn\.page-count\.repartition/);
+  const step2 = await page.locator('#bindings-body tr[data-name="page-count"]').innerText();
+  assert.match(step2, /kfn\.page-count\.repartition\s*→\s*R4/);
 });
 
 test("the /analytics chart receives live SSE updates and charts P1 and P2", T, async () => {

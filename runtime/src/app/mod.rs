@@ -3,8 +3,11 @@
 //! ```text
 //!   supplier ──▶ topic ──▶ source ──▶ wasm function ──▶ sink ──▶ topic ──▶ …
 //!                              │                           └──▶ <binding>.dlq
-//!                              └──▶ [wasm step] ──▶ window store ──▶ out topic
-//!                                                        └──▶ HTTP / SSE
+//!                              └──▶ [wasm step] ──▶ <store>.repartition (by group key)
+//!                                                        │
+//!                    changelog ◀── window store ◀── source (per partition)
+//!                                       ├──▶ out topic (closed windows)
+//!                                       └──▶ HTTP / SSE (gathered across instances)
 //! ```
 
 use std::collections::BTreeMap;
@@ -396,6 +399,8 @@ impl App {
                 } else {
                     "external"
                 },
+                instance: instance.clone(),
+                advertise: advertise.clone(),
             },
             registry: registry.clone(),
             bindings: bindings.clone(),

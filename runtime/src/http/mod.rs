@@ -40,6 +40,9 @@ pub struct Info {
     pub config: String,
     /// `embedded` or `external`.
     pub broker: &'static str,
+    /// This instance's name and the address other instances reach it at.
+    pub instance: String,
+    pub advertise: String,
 }
 
 /// Broker reachability, kept up to date by the app's health probe.

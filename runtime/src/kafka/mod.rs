@@ -2,7 +2,8 @@
 //!
 //! - [`embedded`]: `brokers: embedded`, a Kafka-protocol broker in this process;
 //! - [`Source`]: a consumer-group member reading one topic; offsets are stored only
-//!   when the caller acknowledges a record, i.e. after its effects are durable;
+//!   when the caller acknowledges a record, i.e. after its effects are durable; its
+//!   [`Ownership`] says which partitions it owns, under which lease;
 //! - [`Sink`]: the shared producer; sends are retried until acknowledged, and failed
 //!   records become dead-letter records with the error in their headers;
 //! - [`replay`]: read a topic to its end once (restoring a store from its changelog);

@@ -151,6 +151,13 @@ analytics:
         from_api, expected,
         "windows from GET /api/stores/page-count"
     );
+    // One instance holds every partition of what the stage aggregates: complete.
+    assert_eq!(windows["complete"], true, "{windows}");
+    assert_eq!(windows["partitions"], 3);
+    assert_eq!(
+        windows["instances"][0]["partitions"],
+        serde_json::json!([0, 1, 2])
+    );
 
     // A record for a window that has closed is late: dead-lettered with a reason, not lost.
     produce(

@@ -89,10 +89,15 @@ pub async fn gather(
         return answer;
     };
     let (lookup, r) = (sink.clone(), route.clone());
+    let held = answer.instances[0].partitions.len();
     let found = tokio::task::spawn_blocking(move || {
-        let total = lookup.partition_count(&r.topic, PEER_TIMEOUT)?;
+        let total = lookup.partition_count(&r.topic, PEER_TIMEOUT)?.unwrap_or(0);
+        // Holding every partition (one instance): no one else to ask.
+        if usize::try_from(total).is_ok_and(|t| t == held) {
+            return Ok((total, BTreeMap::new()));
+        }
         let owners = lookup.partition_owners(&r.group, &r.topic, PEER_TIMEOUT)?;
-        Ok::<_, rdkafka::error::KafkaError>((total.unwrap_or(0), owners))
+        Ok::<_, rdkafka::error::KafkaError>((total, owners))
     })
     .await;
     let (total, owners) = match found {

@@ -117,6 +117,10 @@ pub struct BindingStats {
     pub records_out: AtomicU64,
     pub errors: AtomicU64,
     pub dead_lettered: AtomicU64,
+    /// Records late for some or all of their windows (analytics).
+    pub late: AtomicU64,
+    /// Changelog records restored so far and in all, of the latest restore.
+    restore: Mutex<Option<(u64, u64)>>,
     state: Mutex<(BindingState, Option<String>)>,
     rates: Mutex<Rates>,
 }
@@ -143,8 +147,18 @@ pub struct BindingInfo {
     pub records_out: u64,
     pub errors: u64,
     pub dead_lettered: u64,
+    pub late: u64,
+    /// The latest state restore: changelog records done and in all.
+    pub restore: Option<RestoreProgress>,
     pub rate_in: f64,
     pub rate_out: f64,
+}
+
+/// How far a state restore got.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RestoreProgress {
+    pub done: u64,
+    pub total: u64,
 }
 
 impl BindingStats {
@@ -165,9 +179,34 @@ impl BindingStats {
             records_out: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            late: AtomicU64::new(0),
+            restore: Mutex::new(None),
             state: Mutex::new((BindingState::Starting, None)),
             rates: Mutex::new(Rates::default()),
         })
+    }
+
+    /// Counts records whose effects became durable: `records` in, `outputs` out,
+    /// `errors` failed (`late` of them late), `dead_lettered` sent to the DLQ.
+    pub fn add_settled(
+        &self,
+        records: u64,
+        outputs: u64,
+        errors: u64,
+        dead_lettered: u64,
+        late: u64,
+    ) {
+        self.records_in.fetch_add(records, Ordering::Relaxed);
+        self.records_out.fetch_add(outputs, Ordering::Relaxed);
+        self.errors.fetch_add(errors, Ordering::Relaxed);
+        self.dead_lettered
+            .fetch_add(dead_lettered, Ordering::Relaxed);
+        self.late.fetch_add(late, Ordering::Relaxed);
+    }
+
+    /// Notes restore progress.
+    pub fn set_progress(&self, done: u64, total: u64) {
+        *self.restore.lock().unwrap_or_else(|p| p.into_inner()) = Some((done, total));
     }
 
     pub fn add_in(&self, n: u64) {
@@ -230,6 +269,12 @@ impl BindingStats {
             records_out: self.records_out.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            late: self.late.load(Ordering::Relaxed),
+            restore: self
+                .restore
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .map(|(done, total)| RestoreProgress { done, total }),
             rate_in: (r.rate_in * 10.0).round() / 10.0,
             rate_out: (r.rate_out * 10.0).round() / 10.0,
         }

@@ -168,7 +168,7 @@ analytics:
         Some(base),
     )
     .await;
-    let late = read_n(&reader(&app.bootstrap, "page-count.dlq"), 1, LONG).await;
+    let late = read_n(&reader(&app.bootstrap, "kfn.page-count.dlq"), 1, LONG).await;
     assert!(
         late[0]
             .header("kfn-error")

@@ -16,11 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-mod run;
 mod services;
 mod topics;
 
-use run::{run_binding, source};
 use services::{load_all, probe_broker, sample_rates};
 use topics::{create_internal, create_topics, internal, topics};
 
@@ -31,13 +29,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config};
 use crate::http::{self, Cluster, Health, HttpState, Info, StoreRoute};
 use crate::kafka::{EmbeddedBroker, KafkaSettings, Sink};
-use crate::observe::{BindingKind, BindingStats, EventKind, Events};
-use crate::pipeline::{
-    self, AggregateInput, AnalyticsStep, Binding, ConsumerStep, Extract, FunctionStep, KeySelector,
-    RepartitionStep, Restorer, Retry, ValueSelector,
-};
-use crate::wasm::{GuestIdentity, Limits, Registry, WasmEngine, Worker, World};
-use crate::window::{AggregateKind, WindowSpec, WindowStore, changelog};
+use crate::observe::{BindingStats, EventKind, Events};
+use crate::pipeline;
+use crate::wasm::{Registry, WasmEngine};
+use crate::window::WindowStore;
 
 /// Partitions of the topics kfn creates on the embedded broker.
 const PARTITIONS: i32 = 3;
@@ -137,229 +132,38 @@ impl App {
         )
         .await;
 
+        // Each binding and stage builds itself; this only wires what they return.
+        let ctx = pipeline::Context {
+            settings: settings.clone(),
+            sink: sink.clone(),
+            registry: registry.clone(),
+            events: events.clone(),
+            shutdown: shutdown.clone(),
+        };
         let mut tasks = JoinSet::new();
         let mut bindings = Vec::new();
-        let worker = |binding: &str,
-                      function: &str,
-                      cfg: &BTreeMap<String, String>,
-                      limits: &config::Limits,
-                      world| {
-            Worker::new(
-                engine.clone(),
-                registry.slot(function),
-                GuestIdentity {
-                    binding: binding.into(),
-                    function: function.into(),
-                },
-                cfg.clone(),
-                Limits {
-                    memory_bytes: limits.memory_bytes,
-                    cpu_time: limits.cpu_time,
-                },
-                world,
-            )
-        };
-
-        for (name, b) in &config.bindings {
-            let kind = match b.kind {
-                config::BindingKind::Supplier => BindingKind::Supplier,
-                config::BindingKind::Function => BindingKind::Function,
-                config::BindingKind::Consumer => BindingKind::Consumer,
-            };
-            let stats = BindingStats::new(
-                name,
-                kind,
-                Some(b.function.clone()),
-                b.input.clone(),
-                b.output.clone(),
-            );
-            bindings.push(stats.clone());
-            let world = match kind {
-                BindingKind::Supplier => World::Supplier,
-                BindingKind::Consumer => World::Consumer,
-                _ => World::Function,
-            };
-            let w = worker(name, &b.function, &b.config, &b.limits, world);
-            if kind == BindingKind::Supplier {
-                let every = b
-                    .every
-                    .context("supplier without `every` passed validation")?;
-                let out = b
-                    .output
-                    .clone()
-                    .context("supplier without `out` passed validation")?;
-                tasks.spawn(pipeline::run_supplier(pipeline::Supplier {
-                    name: name.clone(),
-                    function: b.function.clone(),
-                    worker: w,
-                    sink: sink.clone(),
-                    out,
-                    every,
-                    stats,
-                    events: events.clone(),
-                    shutdown: shutdown.clone(),
-                }));
-                continue;
-            }
-            let input = b
-                .input
-                .clone()
-                .context("binding without `in` passed validation")?;
-            let binding = Binding {
-                name: name.clone(),
-                function: Some(b.function.clone()),
-                source: source(&settings, name, &input, b.guarantee)
-                    .with_context(|| format!("binding {name}: subscribing to {input}"))?,
-                sink: sink.clone(),
-                out: b.output.clone(),
-                dlq: b.dlq.clone(),
-                stats,
-                events: events.clone(),
-                shutdown: shutdown.clone(),
-            };
-            let retry = retry(&b.limits);
-            if kind == BindingKind::Consumer {
-                tasks.spawn(run_binding(
-                    settings.clone(),
-                    b.guarantee,
-                    binding,
-                    ConsumerStep(w, retry),
-                ));
-            } else {
-                tasks.spawn(run_binding(
-                    settings.clone(),
-                    b.guarantee,
-                    binding,
-                    FunctionStep(w, retry),
-                ));
-            }
-        }
-
         let mut stores = BTreeMap::new();
         let mut store_routes = BTreeMap::new();
-        for (name, a) in &config.analytics {
-            let (aggregate, value) = match &a.aggregate {
-                config::Aggregate::Count => (AggregateKind::Count, ValueSelector::One),
-                config::Aggregate::Sum(p) => {
-                    (AggregateKind::Sum, ValueSelector::Pointer(p.clone()))
-                }
-                config::Aggregate::Min(p) => {
-                    (AggregateKind::Min, ValueSelector::Pointer(p.clone()))
-                }
-                config::Aggregate::Max(p) => {
-                    (AggregateKind::Max, ValueSelector::Pointer(p.clone()))
-                }
-                config::Aggregate::Avg(p) => {
-                    (AggregateKind::Avg, ValueSelector::Pointer(p.clone()))
-                }
-            };
-            let spec = WindowSpec {
-                size_ms: millis(a.window.tumbling),
-                grace_ms: millis(a.window.grace),
-            };
-            let store = Arc::new(WindowStore::new(name, spec, aggregate, a.serve.clone()));
-            stores.insert(name.clone(), store.clone());
-            let extract = Extract {
-                key: match &a.key {
-                    config::KeySelector::JsonPointer(p) => KeySelector::Pointer(p.clone()),
-                    config::KeySelector::RecordKey => KeySelector::RecordKey,
-                },
-                value,
-            };
-            let app_id = &config.kafka.application_id;
-            let aggregated = if a.repartitions() {
-                // Step 1: function, key and value, to the repartition topic by group key.
-                let topic = changelog::repartition_topic(app_id, name);
-                let stage = format!("{name}.repartition");
-                let stats = BindingStats::new(
-                    &stage,
-                    BindingKind::Repartition,
-                    a.function.clone(),
-                    Some(a.input.clone()),
-                    Some(topic.clone()),
-                );
-                bindings.push(stats.clone());
-                let binding = Binding {
-                    name: stage.clone(),
-                    function: a.function.clone(),
-                    source: source(&settings, &stage, &a.input, a.guarantee)
-                        .with_context(|| format!("analytics {name}: subscribing to {}", a.input))?,
-                    sink: sink.clone(),
-                    out: Some(topic.clone()),
-                    dlq: a.dlq.clone(),
-                    stats,
-                    events: events.clone(),
-                    shutdown: shutdown.clone(),
-                };
-                let step = RepartitionStep {
-                    worker: a
-                        .function
-                        .as_ref()
-                        .map(|f| worker(name, f, &a.config, &a.limits, World::Function)),
-                    retry: retry(&a.limits),
-                    extract: extract.clone(),
-                };
-                tasks.spawn(run_binding(settings.clone(), a.guarantee, binding, step));
-                topic
-            } else {
-                a.input.clone()
-            };
-
-            // Step 2: the windows, per partition of what is aggregated.
-            let stats = BindingStats::new(
-                name,
-                BindingKind::Analytics,
-                None,
-                Some(aggregated.clone()),
-                a.output.clone(),
-            );
-            bindings.push(stats.clone());
-            let source = source(&settings, name, &aggregated, a.guarantee)
-                .with_context(|| format!("analytics {name}: subscribing to {aggregated}"))?;
-            let ownership = source.ownership();
-            store_routes.insert(
-                name.clone(),
-                StoreRoute {
-                    group: settings.group_id(name),
-                    topic: aggregated.clone(),
-                },
-            );
-            let restorer = Arc::new(Restorer {
-                settings: settings.clone(),
-                changelog: changelog::topic(app_id, name),
-                store,
-                stats: stats.clone(),
-                events: events.clone(),
-                shutdown: shutdown.clone(),
-            });
-            let step = AnalyticsStep {
-                input: if a.repartitions() {
-                    AggregateInput::Repartitioned
-                } else {
-                    AggregateInput::Direct(extract)
-                },
-                restorer: restorer.clone(),
-                ownership: ownership.clone(),
-            };
-            let binding = Binding {
-                name: name.clone(),
-                function: None,
-                source,
-                sink: sink.clone(),
-                out: a.output.clone(),
-                dlq: a.dlq.clone(),
-                stats: stats.clone(),
-                events: events.clone(),
-                shutdown: shutdown.clone(),
-            };
-            tasks.spawn(run_binding(settings.clone(), a.guarantee, binding, step));
-            tasks.spawn(pipeline::run_closer(
-                restorer,
-                ownership,
-                sink.clone(),
-                a.output.clone(),
-                stats,
-            ));
+        let built = config
+            .bindings
+            .iter()
+            .map(|(name, b)| {
+                pipeline::build_binding(name, b, &ctx).with_context(|| format!("binding {name}"))
+            })
+            .chain(config.analytics.iter().map(|(name, a)| {
+                pipeline::build_stage(name, a, &ctx).with_context(|| format!("analytics {name}"))
+            }));
+        for built in built {
+            let built = built?;
+            bindings.extend(built.stats);
+            for task in built.tasks {
+                tasks.spawn(task);
+            }
+            if let Some((store, group, topic)) = built.store {
+                let name = store.name().to_string();
+                store_routes.insert(name.clone(), StoreRoute { group, topic });
+                stores.insert(name, store);
+            }
         }
 
         let mut services = JoinSet::new();
@@ -504,15 +308,4 @@ fn advertised(addr: SocketAddr) -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into());
     format!("{host}:{}", addr.port())
-}
-
-fn retry(limits: &config::Limits) -> Retry {
-    Retry {
-        attempts: limits.attempts,
-        backoff: limits.retry_backoff,
-    }
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

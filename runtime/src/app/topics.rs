@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::config::{self, Config};
 use crate::kafka::{KafkaSettings, Sink};
+use crate::pipeline::repartition_topic;
 use crate::window::changelog;
 
 /// The internal topics of stores: repartition topics and (compacted) changelogs.
@@ -12,7 +13,7 @@ pub(super) fn internal(config: &Config) -> Vec<String> {
     let mut t = Vec::new();
     for (store, a) in &config.analytics {
         if a.repartitions() {
-            t.push(changelog::repartition_topic(app, store));
+            t.push(repartition_topic(app, store));
         }
         t.push(changelog::topic(app, store));
     }
@@ -33,7 +34,7 @@ pub(super) async fn create_internal(
     for (store, a) in &config.analytics {
         let input = partitions(sink, &a.input).await?;
         let aggregated = if a.repartitions() {
-            let t = changelog::repartition_topic(app, store);
+            let t = repartition_topic(app, store);
             create_topics(settings, std::slice::from_ref(&t), input, false).await;
             t
         } else {

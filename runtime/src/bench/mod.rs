@@ -4,7 +4,6 @@
 //! embedded broker, so the ratio means something on a noisy machine.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -16,10 +15,14 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use tokio_util::sync::CancellationToken;
 
-use crate::kafka::{EmbeddedBroker, KafkaSettings, Sink, Source};
-use crate::observe::{BindingKind, BindingStats, Events};
-use crate::pipeline::{self, Binding, FunctionStep, MAX_IN_FLIGHT, Retry};
-use crate::wasm::{GuestIdentity, Limits, Registry, WasmEngine, Worker, World};
+use crate::config::{
+    self, Aggregate, Aggregates, AnalyticsConfig, BindingConfig, EmitConfig, Guarantee,
+    KeySelector, WindowConfig, WindowKind,
+};
+use crate::kafka::{EmbeddedBroker, KafkaSettings, Sink};
+use crate::observe::{BindingStats, Events};
+use crate::pipeline::{self, MAX_IN_FLIGHT};
+use crate::wasm::{Registry, WasmEngine};
 
 mod languages;
 
@@ -79,30 +82,68 @@ pub async fn run(records: usize, languages: bool, output: Option<PathBuf>) -> an
     eprintln!("kfn bench: baseline (rdkafka consume → produce) ...");
     let baseline = passthrough(&settings, records).await?;
     eprintln!("kfn bench: kfn function binding (page-enricher.wasm) ...");
-    let kfn = Measured {
+    let mut runs = vec![Measured {
         name: "kfn: function binding (Rust wasm)",
         records,
         elapsed: function_binding(&settings, "page-enricher", wasm, "bench-out-kfn", records)
             .await?,
+    }];
+    let s = Duration::from_secs;
+    let window = |kind| WindowConfig {
+        kind,
+        grace: Duration::ZERO,
+        idle: Some(config::defaults::IDLE),
     };
+    for (name, label, kind) in [
+        (
+            "tumbling",
+            "kfn: count, 5 s tumbling windows",
+            WindowKind::Tumbling(s(5)),
+        ),
+        (
+            "hopping",
+            "kfn: count, 1 m hopping windows every 10 s",
+            WindowKind::Hopping {
+                size: s(60),
+                advance: s(10),
+            },
+        ),
+        (
+            "session",
+            "kfn: count, 30 s session windows",
+            WindowKind::Session { gap: s(30) },
+        ),
+    ] {
+        eprintln!("kfn bench: {label} ...");
+        runs.push(Measured {
+            name: label,
+            records,
+            elapsed: stage(&settings, name, window(kind), records).await?,
+        });
+    }
+    eprintln!("kfn bench: memory per open window ...");
+    let memory = memory_per_window();
 
-    let ratio = kfn.rate() / baseline.rate();
-    let table = format!(
-        "| run | records | seconds | records/s |\n|---|---:|---:|---:|\n\
-         | {} | {} | {:.2} | {:.0} |\n| {} | {} | {:.2} | {:.0} |\n\n\
-         kfn / baseline = **{ratio:.2}** ({} cores; embedded broker, {PARTITIONS} partitions, \
-         ~80 B JSON records; both runs store offsets only after the output is acknowledged)\n",
-        baseline.name,
-        baseline.records,
-        baseline.elapsed.as_secs_f64(),
-        baseline.rate(),
-        kfn.name,
-        kfn.records,
-        kfn.elapsed.as_secs_f64(),
-        kfn.rate(),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut table = String::from(
+        "| run | records | seconds | records/s | × baseline |\n|---|---:|---:|---:|---:|\n",
     );
-    let mut table = table;
+    for m in std::iter::once(&baseline).chain(&runs) {
+        table += &format!(
+            "| {} | {} | {:.2} | {:.0} | {:.2} |\n",
+            m.name,
+            m.records,
+            m.elapsed.as_secs_f64(),
+            m.rate(),
+            m.rate() / baseline.rate()
+        );
+    }
+    table += &format!(
+        "\n{cores} cores; embedded broker, {PARTITIONS} partitions, ~80 B JSON records \
+         (100 keys, 1 ms of event time apart); every run stores offsets only after its \
+         effects are acknowledged (the stages: their changelog writes). Window state: \
+         {memory}\n"
+    );
     if languages {
         eprintln!("kfn bench: per-language guests ...");
         table += &languages::table(&settings, records, baseline.rate()).await?;
@@ -115,11 +156,14 @@ pub async fn run(records: usize, languages: bool, output: Option<PathBuf>) -> an
     Ok(())
 }
 
+/// Event time of the first record; each next one is 1 ms later.
+const EPOCH_MS: i64 = 1_796_000_000_000;
+
 async fn fill(settings: &KafkaSettings, records: usize) -> anyhow::Result<()> {
     let producer: FutureProducer = settings.producer().create()?;
     let mut in_flight = FuturesOrdered::new();
     for i in 0..records {
-        let page = if i % 2 == 0 { "P1" } else { "P2" };
+        let page = format!("P{}", i % 100);
         let value = format!(
             r#"{{"name":"{page}","user":"U{}","date":"2026-11-25T06:00:00.000Z","duration":{}}}"#,
             i % 2 + 1,
@@ -129,7 +173,10 @@ async fn fill(settings: &KafkaSettings, records: usize) -> anyhow::Result<()> {
         in_flight.push_back(async move {
             producer
                 .send(
-                    FutureRecord::to("bench-in").key(page).payload(&value),
+                    FutureRecord::to("bench-in")
+                        .key(&page)
+                        .payload(&value)
+                        .timestamp(EPOCH_MS + i as i64),
                     Timeout::Never,
                 )
                 .await
@@ -191,54 +238,100 @@ async fn function_binding(
     out: &str,
     records: usize,
 ) -> anyhow::Result<Duration> {
-    let engine = WasmEngine::new(Some(PathBuf::from(".kfn/cache")))?;
-    let registry = Registry::new(engine.clone(), Events::new());
-    registry.load(name, wasm).await?;
-    let started = Instant::now();
-    let stats = BindingStats::new(
-        name,
-        BindingKind::Function,
-        Some(name.into()),
-        Some("bench-in".into()),
-        Some(out.into()),
-    );
-    let shutdown = CancellationToken::new();
-    let worker = Worker::new(
-        engine,
-        registry.slot(name),
-        GuestIdentity {
-            binding: name.into(),
-            function: name.into(),
-        },
-        Default::default(),
-        Limits::default(),
-        World::Function,
-    );
-    let binding = Binding {
-        name: name.into(),
-        function: Some(name.into()),
-        source: Source::new(settings, &format!("kfn-{name}"), "bench-in")?,
-        sink: Sink::new(settings)?,
-        out: Some(out.into()),
+    let ctx = context(settings)?;
+    ctx.registry.load(name, wasm).await?;
+    let binding = BindingConfig {
+        kind: config::BindingKind::Function,
+        function: name.into(),
+        input: Some("bench-in".into()),
+        output: Some(out.into()),
+        every: None,
+        config: Default::default(),
+        limits: limits(),
         dlq: "bench.dlq".into(),
-        stats: stats.clone(),
-        events: Events::new(),
-        shutdown: shutdown.clone(),
+        guarantee: Guarantee::AtLeastOnce,
     };
-    let task = tokio::spawn(pipeline::run_records(
-        binding,
-        FunctionStep(worker, Retry::NONE),
-    ));
-    wait_for(&stats, records).await?;
-    let elapsed = started.elapsed();
-    shutdown.cancel();
-    let _ = task.await;
-    Ok(elapsed)
+    let started = Instant::now();
+    let built = pipeline::build_binding(&format!("kfn-{name}"), &binding, &ctx)?;
+    measure(
+        &ctx,
+        built,
+        started,
+        |s| s.records_out.load(Ordering::Relaxed),
+        records,
+    )
+    .await
 }
 
-async fn wait_for(stats: &Arc<BindingStats>, records: usize) -> anyhow::Result<()> {
+/// A stage over `bench-in` grouped by record key, with `window`; measures until every
+/// record went into its windows.
+async fn stage(
+    settings: &KafkaSettings,
+    name: &str,
+    window: WindowConfig,
+    records: usize,
+) -> anyhow::Result<Duration> {
+    let ctx = context(settings)?;
+    let stage = AnalyticsConfig {
+        input: "bench-in".into(),
+        function: None,
+        config: Default::default(),
+        limits: limits(),
+        key: KeySelector::RecordKey,
+        window,
+        aggregate: Aggregates::One(Aggregate::Count),
+        emit: EmitConfig::Final,
+        output: Some(format!("bench-out-{name}")),
+        serve: None,
+        dlq: "bench.dlq".into(),
+        guarantee: Guarantee::AtLeastOnce,
+    };
+    let started = Instant::now();
+    let built = pipeline::build_stage(name, &stage, &ctx)?;
+    measure(
+        &ctx,
+        built,
+        started,
+        |s| s.records_in.load(Ordering::Relaxed),
+        records,
+    )
+    .await
+}
+
+fn limits() -> config::Limits {
+    config::Limits {
+        memory_bytes: config::defaults::MEMORY_BYTES,
+        cpu_time: config::defaults::CPU_TIME,
+        attempts: 1,
+        retry_backoff: Duration::ZERO,
+    }
+}
+
+fn context(settings: &KafkaSettings) -> anyhow::Result<pipeline::Context> {
+    let engine = WasmEngine::new(Some(PathBuf::from(".kfn/cache")))?;
+    let events = Events::new();
+    Ok(pipeline::Context {
+        settings: settings.clone(),
+        sink: Sink::new(settings)?,
+        registry: Registry::new(engine, events.clone()),
+        events,
+        shutdown: CancellationToken::new(),
+    })
+}
+
+/// Runs what was built until `count` of its last stats reaches `records`; the time
+/// since `started`.
+async fn measure(
+    ctx: &pipeline::Context,
+    built: pipeline::Built,
+    started: Instant,
+    count: impl Fn(&BindingStats) -> u64,
+    records: usize,
+) -> anyhow::Result<Duration> {
+    let stats = built.stats.last().context("nothing built")?.clone();
+    let tasks: Vec<_> = built.tasks.into_iter().map(tokio::spawn).collect();
     let deadline = Instant::now() + Duration::from_secs(600);
-    while (stats.records_out.load(Ordering::Relaxed) as usize) < records {
+    while (count(&stats) as usize) < records {
         anyhow::ensure!(
             Instant::now() < deadline,
             "kfn run did not finish within 10 minutes"
@@ -249,5 +342,66 @@ async fn wait_for(stats: &Arc<BindingStats>, records: usize) -> anyhow::Result<(
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    Ok(())
+    let elapsed = started.elapsed();
+    ctx.shutdown.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(elapsed)
+}
+
+/// Resident memory of open windows: a million keys with one tumbling window each, and
+/// a hundred thousand keys in 1 m/10 s hopping windows (six each), in one partition's
+/// state.
+fn memory_per_window() -> String {
+    use crate::window::{PartitionState, Stage};
+    let rss = || {
+        std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |pages| pages * 4096)
+    };
+    let measure = |kind: WindowKind, keys: usize| {
+        let config = AnalyticsConfig {
+            input: "in".into(),
+            function: None,
+            config: Default::default(),
+            limits: limits(),
+            key: KeySelector::RecordKey,
+            window: WindowConfig {
+                kind,
+                grace: Duration::ZERO,
+                idle: None,
+            },
+            aggregate: Aggregates::One(Aggregate::Count),
+            emit: EmitConfig::Final,
+            output: None,
+            serve: None,
+            dlq: "dlq".into(),
+            guarantee: Guarantee::AtLeastOnce,
+        };
+        let stage = Stage::new("memory", &config, "bench");
+        let before = rss();
+        let now = tokio::time::Instant::now();
+        let mut state = PartitionState::new(&stage, 0, now);
+        for i in 0..keys {
+            let _ = state.add(&stage, 0, EPOCH_MS, &format!("user-{i:07}"), &[], now);
+        }
+        let open = state.open_windows().max(1);
+        let bytes = rss().saturating_sub(before) as f64;
+        drop(state);
+        (open, bytes / open as f64 * 1e6 / (1 << 20) as f64)
+    };
+    let (t_open, tumbling) = measure(WindowKind::Tumbling(Duration::from_secs(5)), 1_000_000);
+    let (h_open, hopping) = measure(
+        WindowKind::Hopping {
+            size: Duration::from_secs(60),
+            advance: Duration::from_secs(10),
+        },
+        100_000,
+    );
+    format!(
+        "{tumbling:.0} MiB resident per million open (key, window) pairs with one window per \
+         key ({t_open} pairs), {hopping:.0} MiB with six per key ({h_open} pairs)."
+    )
 }

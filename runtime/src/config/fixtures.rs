@@ -120,14 +120,16 @@ fn the_example_app_resolves_every_value() {
     assert_eq!(
         store.window,
         WindowConfig {
-            tumbling: Duration::from_secs(5),
-            grace: Duration::ZERO
+            kind: WindowKind::Tumbling(Duration::from_secs(5)),
+            grace: Duration::ZERO,
+            idle: Some(Duration::from_secs(5)),
         }
     );
-    assert_eq!(store.aggregate, Aggregate::Count);
+    assert_eq!(store.aggregate, Aggregates::One(Aggregate::Count));
+    assert_eq!(store.emit, EmitConfig::Final);
     assert_eq!(store.output.as_deref(), Some("R4"));
     assert_eq!(store.serve.as_deref(), Some("/analytics"));
-    assert_eq!(store.dlq, "page-count.dlq");
+    assert_eq!(store.dlq, "kfn.page-count.dlq", "with the application id");
     assert_eq!(store.limits, default_limits);
 
     assert_eq!(config.http.listen, "127.0.0.1:8080".parse().unwrap());
@@ -157,11 +159,19 @@ fn every_aggregate_kind() {
     assert_eq!(
         aggregates,
         [
-            Aggregate::Avg("/duration".into()),
-            Aggregate::Count,
-            Aggregate::Max("/duration".into()),
-            Aggregate::Min("/duration".into()),
-            Aggregate::Sum("/a~1b".into()),
+            Aggregates::One(Aggregate::Avg("/duration".into())),
+            Aggregates::One(Aggregate::Count),
+            Aggregates::One(Aggregate::Max("/duration".into())),
+            Aggregates::One(Aggregate::Min("/duration".into())),
+            Aggregates::Named(
+                [
+                    ("avg_ms".to_string(), Aggregate::Avg("/duration".into())),
+                    ("max_ms".to_string(), Aggregate::Max("/duration".into())),
+                    ("views".to_string(), Aggregate::Count),
+                ]
+                .into()
+            ),
+            Aggregates::One(Aggregate::Sum("/a~1b".into())),
         ]
     );
     assert_eq!(config.analytics["avg"].key, KeySelector::RecordKey);
@@ -169,6 +179,36 @@ fn every_aggregate_kind() {
         config.analytics["max"].window.grace,
         Duration::from_millis(500)
     );
+}
+
+#[test]
+fn every_window_kind() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/valid");
+    let config = parse_fixture(&dir.join("every-window-kind.yaml")).expect("valid");
+    let s = Duration::from_secs;
+    let a = &config.analytics;
+    assert_eq!(a["tumbling"].window.kind, WindowKind::Tumbling(s(5)));
+    assert_eq!(
+        a["hopping"].window.kind,
+        WindowKind::Hopping {
+            size: s(60),
+            advance: s(10)
+        }
+    );
+    assert_eq!(a["hopping"].window.grace, s(2));
+    assert_eq!(a["sliding"].window.kind, WindowKind::Sliding(s(30)));
+    assert_eq!(a["sliding"].window.idle, None, "idle: off");
+    assert_eq!(a["session"].window.kind, WindowKind::Session { gap: s(30) });
+    assert_eq!(a["session"].window.idle, Some(s(2)));
+    assert_eq!(a["session"].emit, EmitConfig::Changes { every: s(1) });
+    assert_eq!(
+        a["hopping"].emit,
+        EmitConfig::Changes {
+            every: Duration::from_millis(250)
+        }
+    );
+    assert_eq!(a["session"].dlq, "sessions-late");
+    assert_eq!(a["tumbling"].dlq, "shop.tumbling.dlq");
 }
 
 #[test]

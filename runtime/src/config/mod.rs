@@ -52,12 +52,25 @@ pub mod defaults {
     pub const RETRY_BACKOFF: Duration = Duration::from_millis(100);
     /// `window.grace`: no late records.
     pub const GRACE: Duration = Duration::ZERO;
+    /// `window.idle`: an input partition that receives nothing for this long, with
+    /// nothing left to read, closes its windows on the wall clock. Long enough that a
+    /// busy or briefly stalled consumer is not taken for idle, short enough that a
+    /// quiet stream's last window shows up soon.
+    pub const IDLE: Duration = Duration::from_secs(5);
+    /// `emit-every` of `emit: changes`: at most one update per window per second.
+    pub const EMIT_EVERY: Duration = Duration::from_secs(1);
     /// `http.listen`: local only.
     pub const LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 
-    /// The dead-letter topic of a binding or store that does not name one.
+    /// The dead-letter topic of a binding that does not name one.
     pub fn dead_letter_topic(name: &str) -> String {
         format!("{name}.dlq")
+    }
+
+    /// The dead-letter topic of a store that does not name one: with the application
+    /// id, so two applications with a store of the same name do not share it.
+    pub fn store_dead_letter_topic(application_id: &str, store: &str) -> String {
+        format!("{application_id}.{store}.dlq")
     }
 }
 
@@ -180,12 +193,15 @@ pub struct AnalyticsConfig {
     /// The window.
     pub window: WindowConfig,
     /// What is computed per key and window.
-    pub aggregate: Aggregate,
-    /// Topic receiving closed windows.
+    pub aggregate: Aggregates,
+    /// When results go to `output`.
+    pub emit: EmitConfig,
+    /// Topic receiving window results.
     pub output: Option<String>,
     /// SSE route serving live results.
     pub serve: Option<String>,
-    /// Dead-letter topic: `<store>.dlq`.
+    /// Dead-letter topic (late and bad records), resolved (default
+    /// `<application-id>.<store>.dlq`).
     pub dlq: String,
     /// Delivery guarantee of the stage's record path and its state changes.
     pub guarantee: Guarantee,
@@ -209,13 +225,48 @@ pub enum KeySelector {
     RecordKey,
 }
 
-/// A tumbling window.
+/// The windows of a store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowConfig {
-    /// Window length; greater than zero.
-    pub tumbling: Duration,
-    /// How long after its end a window still accepts late records.
+    /// Which windows.
+    pub kind: WindowKind,
+    /// How long after its end (by stream time) a window still accepts records.
     pub grace: Duration,
+    /// How long a quiet input partition waits before closing windows on the wall
+    /// clock; `None`: only stream time closes windows (Kafka Streams).
+    pub idle: Option<Duration>,
+}
+
+/// The kinds of window; every duration is greater than zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    /// Fixed, non-overlapping windows of this length.
+    Tumbling(Duration),
+    /// Fixed windows of `size` starting every `advance` (at most `size`).
+    Hopping { size: Duration, advance: Duration },
+    /// Kafka Streams' sliding windows with this time difference.
+    Sliding(Duration),
+    /// Per-key sessions closed by this much inactivity.
+    Session { gap: Duration },
+}
+
+/// One aggregate or several named ones.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Aggregates {
+    /// `aggregate: count`: the value is a number.
+    One(Aggregate),
+    /// `aggregate: { views: count, avg_ms: { avg: /duration } }`: the value is an
+    /// object with these names.
+    Named(BTreeMap<String, Aggregate>),
+}
+
+/// When a store reports to its `out` topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmitConfig {
+    /// Once per window, when it closes.
+    Final,
+    /// Every change, at most once per `every` per window, and the final value.
+    Changes { every: Duration },
 }
 
 /// What a store computes per key and window; pointers are JSON pointers to a number.

@@ -97,27 +97,64 @@ pub struct RawStage {
     pub key: Option<Located<String>>,
     /// The window.
     pub window: Option<Located<RawWindow>>,
-    /// What to compute per key and window.
-    pub aggregate: Option<Located<RawAggregate>>,
-    /// Topic receiving each closed window's results.
+    /// What to compute per key and window: `count`, `{ sum|min|max|avg: /pointer }`,
+    /// or a map of names to those. Read from the tree by validation, which tells
+    /// the two forms apart.
+    pub aggregate: Option<serde::de::IgnoredAny>,
+    /// `final` (default: one result per window when it closes) or `changes`.
+    pub emit: Option<Located<String>>,
+    /// With `emit: changes`: at most one update per window this often; default `1s`.
+    pub emit_every: Option<Located<String>>,
+    /// Topic receiving window results.
     pub out: Option<Located<String>>,
     /// SSE route serving the live results, e.g. `/analytics`.
     pub serve: Option<Located<String>>,
+    /// Dead-letter topic for late and bad records; default
+    /// `<application-id>.<store>.dlq`.
+    pub dlq: Option<Located<String>>,
     /// `at-least-once` (default) or `exactly-once` (Kafka transactions).
     pub guarantee: Option<Located<String>>,
 }
 
-/// `window:` of a store.
+/// `window:` of a store: one kind (`tumbling`, `hopping`, `sliding`, `session`), its
+/// `grace` and `idle`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawWindow {
-    /// Window length, e.g. `5s`.
+    /// Fixed windows of this length, e.g. `5s`.
     pub tumbling: Option<Located<String>>,
+    /// Overlapping fixed windows: `{ size: 1m, advance: 10s }`.
+    pub hopping: Option<Located<RawHopping>>,
+    /// Kafka Streams' sliding windows with this time difference, e.g. `30s`.
+    pub sliding: Option<Located<String>>,
+    /// Per-key sessions: `{ gap: 30s }`.
+    pub session: Option<Located<RawSession>>,
     /// How long after its end a window still accepts late records; default `0s`.
     pub grace: Option<Located<String>>,
+    /// Close windows of an input quiet this long on the wall clock; `off`: never
+    /// (Kafka Streams); default `5s`.
+    pub idle: Option<Located<String>>,
 }
 
-/// `aggregate:` of a store: `count`, or `{ sum|min|max|avg: /json/pointer }`.
+/// `hopping:` of a window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawHopping {
+    /// Window length, e.g. `1m`.
+    pub size: Option<Located<String>>,
+    /// How often a window starts, e.g. `10s`; at most `size`.
+    pub advance: Option<Located<String>>,
+}
+
+/// `session:` of a window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawSession {
+    /// Inactivity that ends a session, e.g. `30s`.
+    pub gap: Option<Located<String>>,
+}
+
+/// One aggregate: `count`, or `{ sum|min|max|avg: /json/pointer }`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RawAggregate {
@@ -132,6 +169,9 @@ pub enum RawAggregate {
     /// Average of the number at this pointer.
     Avg(Located<String>),
 }
+
+/// The names of [`RawAggregate`]'s forms.
+pub const AGGREGATES: &[&str] = &["count", "sum", "min", "max", "avg"];
 
 /// `http:` — the dashboard and SSE server.
 #[derive(Debug, Deserialize)]

@@ -27,6 +27,8 @@ struct Context {
     functions: Functions,
     /// SSE routes already served, with their store and position.
     routes: BTreeMap<String, (String, Pos)>,
+    /// `kafka.application-id` (part of default topic names).
+    application_id: String,
 }
 
 /// One problem, before it is given its file name.
@@ -162,6 +164,10 @@ fn build_config(root: &Node, base_dir: &Path, report: &mut Report) -> Option<Con
         limits: functions.limits.clone(),
         functions: catalog,
         routes: BTreeMap::new(),
+        application_id: kafka.as_ref().map_or_else(
+            || defaults::APPLICATION_ID.to_owned(),
+            |k| k.application_id.clone(),
+        ),
     };
     let bindings = entries_of(
         sections.get("bindings"),
@@ -382,7 +388,7 @@ fn topic(path: &str, value: Option<&Located<String>>, report: &mut Report) -> Op
     value.and_then(|t| report.check(path, t, |t| names::check_topic(t).map(|()| t.clone())))
 }
 
-/// The explicit dead-letter topic, or `<name>.dlq`.
+/// `at-least-once` (default) or `exactly-once`.
 fn guarantee(path: &str, raw: Option<&Located<String>>, report: &mut Report) -> Guarantee {
     let Some(raw) = raw else {
         return Guarantee::AtLeastOnce;
@@ -398,23 +404,24 @@ fn guarantee(path: &str, raw: Option<&Located<String>>, report: &mut Report) -> 
         .unwrap_or_default()
 }
 
+/// The explicit dead-letter topic, or `default`.
 fn dead_letter_topic(
     name: &str,
     key: Pos,
     path: &str,
     explicit: Option<&Located<String>>,
+    default: String,
     report: &mut Report,
 ) -> Option<String> {
     match explicit {
         Some(dlq) => topic(path, Some(dlq), report),
         None => {
-            let dlq = defaults::dead_letter_topic(name);
             // A bad name was reported already; only a too-long one breaks the topic.
-            if names::check_name("", name).is_ok() && names::check_topic(&dlq).is_err() {
-                report.error(key, path, format!("name too long: its dead-letter topic '{name}.dlq' must be at most 249 characters"));
+            if names::check_name("", name).is_ok() && names::check_topic(&default).is_err() {
+                report.error(key, path, format!("name too long: its dead-letter topic '{default}' must be at most 249 characters"));
                 return None;
             }
-            Some(dlq)
+            Some(default)
         }
     }
 }

@@ -14,6 +14,7 @@ use super::StoreWindows;
 use crate::observe::BindingInfo;
 use crate::record::Output;
 use crate::wasm::FunctionInfo;
+use crate::window::CurrentWindow;
 
 /// An API failure: a status and a message, sent as `{"error": "..."}`.
 #[derive(Debug)]
@@ -59,25 +60,65 @@ pub async fn bindings(State(s): State<Arc<HttpState>>) -> Json<Vec<BindingInfo>>
     Json(s.bindings.iter().map(|b| b.info()).collect())
 }
 
+/// What `/api/stores` says about a store: its windows, aggregates and routes.
 #[derive(Serialize)]
 pub struct StoreSummary {
     name: String,
     serve: Option<String>,
+    out: Option<String>,
+    /// `tumbling`, `hopping`, `sliding` or `session`.
+    kind: &'static str,
+    /// The window length (tumbling and hopping size, sliding time difference,
+    /// session gap).
     window_ms: i64,
+    /// Hopping windows: how often one starts.
+    advance_ms: Option<i64>,
     grace_ms: i64,
-    aggregate: crate::window::AggregateKind,
+    /// Idle close; `null`: off.
+    idle_ms: Option<u64>,
+    /// Whether window ends are exclusive (`[start, end)`).
+    end_exclusive: bool,
+    /// `count`, `sum /duration`, ... or a map of names to those.
+    aggregate: serde_json::Value,
+    /// `final` or `changes`.
+    emit: &'static str,
+    /// Open windows in the partitions held here.
+    open_windows: usize,
+    /// Partitions held here.
+    partitions: Vec<i32>,
 }
 
 pub async fn stores(State(s): State<Arc<HttpState>>) -> Json<Vec<StoreSummary>> {
+    use crate::window::{Emit, Kind};
     Json(
         s.stores
             .values()
-            .map(|st| StoreSummary {
-                name: st.name.clone(),
-                serve: st.serve.clone(),
-                window_ms: st.spec().size_ms,
-                grace_ms: st.spec().grace_ms,
-                aggregate: st.aggregate,
+            .map(|st| {
+                let stage = &st.stage;
+                let (window_ms, advance_ms) = match stage.spec.kind {
+                    Kind::Tumbling { size } => (size, None),
+                    Kind::Hopping { size, advance } => (size, Some(advance)),
+                    Kind::Sliding { difference } => (difference, None),
+                    Kind::Session { gap } => (gap, None),
+                };
+                StoreSummary {
+                    name: stage.name.clone(),
+                    serve: stage.serve.clone(),
+                    out: stage.out.clone(),
+                    kind: stage.spec.kind_name(),
+                    window_ms,
+                    advance_ms,
+                    grace_ms: stage.spec.grace,
+                    idle_ms: stage.spec.idle.map(|d| d.as_millis() as u64),
+                    end_exclusive: stage.spec.end_exclusive(),
+                    aggregate: stage.aggregates.describe(),
+                    emit: match stage.emit {
+                        Emit::Final => "final",
+                        Emit::Changes { .. } => "changes",
+                    },
+                    open_windows: st.open_windows(),
+                    partitions: st.partitions(),
+                }
             })
             .collect(),
     )
@@ -97,18 +138,50 @@ pub async fn store(
     Path(name): Path<String>,
     Query(range): Query<Range>,
 ) -> Result<Json<StoreWindows>, ApiError> {
-    let store = s.stores.get(&name).ok_or_else(|| ApiError {
+    let store = find_store(&s, &name)?;
+    Ok(Json(if range.local {
+        super::cluster::local(
+            store,
+            &s.cluster.advertise,
+            store.query(range.from, range.to),
+        )
+    } else {
+        super::cluster::gather_range(store, &s.cluster, &s.sink, range.from, range.to).await
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct Local {
+    #[serde(default)]
+    local: bool,
+}
+
+/// Each key's current window (what the store's SSE route and the dashboard's chart
+/// show), gathered from every instance unless `local`.
+pub async fn current(
+    State(s): State<Arc<HttpState>>,
+    Path(name): Path<String>,
+    Query(q): Query<Local>,
+) -> Result<Json<StoreWindows<CurrentWindow>>, ApiError> {
+    let store = find_store(&s, &name)?;
+    Ok(Json(if q.local {
+        super::cluster::local(store, &s.cluster.advertise, store.current_windows())
+    } else {
+        super::cluster::gather_current(store, &s.cluster, &s.sink).await
+    }))
+}
+
+fn find_store<'a>(
+    s: &'a HttpState,
+    name: &str,
+) -> Result<&'a Arc<crate::window::WindowStore>, ApiError> {
+    s.stores.get(name).ok_or_else(|| ApiError {
         status: StatusCode::NOT_FOUND,
         message: format!(
             "no store named '{name}' (stores: {})",
             s.stores.keys().cloned().collect::<Vec<_>>().join(", ")
         ),
-    })?;
-    Ok(Json(if range.local {
-        super::cluster::local(store, &s.cluster.advertise, range.from, range.to)
-    } else {
-        super::cluster::gather(store, &s.cluster, &s.sink, range.from, range.to).await
-    }))
+    })
 }
 
 #[derive(Deserialize)]
@@ -138,7 +211,7 @@ pub async fn publish(
         partition: None,
         key: params.key.map(String::into_bytes),
         value: body.to_vec(),
-        headers: Vec::new(),
+        ..Output::default()
     };
     let sent = tokio::time::timeout(
         std::time::Duration::from_secs(10),

@@ -12,7 +12,7 @@ use hyper::body::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::kafka::Sink;
-use crate::window::{WindowRow, WindowStore};
+use crate::window::{CurrentWindow, WindowRow, WindowStore};
 
 /// How long gathering from one other instance may take.
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,11 +32,12 @@ pub struct Cluster {
     pub routes: BTreeMap<String, StoreRoute>,
 }
 
-/// The windows of a store, and where they came from.
+/// Windows of a store (all in a range, or each key's current one), and where they
+/// came from.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct StoreWindows {
+pub struct StoreWindows<T = WindowRow> {
     pub name: String,
-    pub windows: Vec<WindowRow>,
+    pub windows: Vec<T>,
     /// Partitions of the store's topic.
     pub partitions: i32,
     /// Whether every partition answered.
@@ -54,17 +55,56 @@ pub struct Source {
     pub error: Option<String>,
 }
 
+/// A window that says which partition's state holds it.
+pub trait Partitioned {
+    fn partition(&self) -> i32;
+}
+
+impl Partitioned for WindowRow {
+    fn partition(&self) -> i32 {
+        self.partition
+    }
+}
+
+impl Partitioned for CurrentWindow {
+    fn partition(&self) -> i32 {
+        self.partition
+    }
+}
+
+/// What a store query asks for.
+#[derive(Debug, Clone, Copy)]
+pub enum Query {
+    /// Every window overlapping `[from, to)`.
+    Range { from: Option<i64>, to: Option<i64> },
+    /// Each key's current window.
+    Current,
+}
+
+impl Query {
+    fn path(&self, name: &str) -> String {
+        match *self {
+            Query::Range { from, to } => {
+                let mut path = format!("/api/stores/{name}?local=true");
+                if let Some(from) = from {
+                    path.push_str(&format!("&from={from}"));
+                }
+                if let Some(to) = to {
+                    path.push_str(&format!("&to={to}"));
+                }
+                path
+            }
+            Query::Current => format!("/api/stores/{name}/current?local=true"),
+        }
+    }
+}
+
 /// This instance's part of the answer.
-pub fn local(
-    store: &WindowStore,
-    advertise: &str,
-    from: Option<i64>,
-    to: Option<i64>,
-) -> StoreWindows {
+pub fn local<T>(store: &WindowStore, advertise: &str, windows: Vec<T>) -> StoreWindows<T> {
     let here = store.partitions();
     StoreWindows {
-        name: store.name.clone(),
-        windows: store.query(from, to),
+        name: store.name().to_string(),
+        windows,
         partitions: here.len() as i32,
         complete: false,
         missing: Vec::new(),
@@ -76,16 +116,46 @@ pub fn local(
     }
 }
 
-/// The whole answer: local partitions, then each other owner's.
-pub async fn gather(
+/// Every window of `store` overlapping `[from, to)`, gathered from every instance.
+pub async fn gather_range(
     store: &WindowStore,
     cluster: &Cluster,
     sink: &Sink,
     from: Option<i64>,
     to: Option<i64>,
 ) -> StoreWindows {
-    let mut answer = local(store, &cluster.advertise, from, to);
-    let Some(route) = cluster.routes.get(&store.name).cloned() else {
+    let here = local(store, &cluster.advertise, store.query(from, to));
+    let mut answer = gather(store, cluster, sink, Query::Range { from, to }, here).await;
+    answer
+        .windows
+        .sort_by(|a, b| (a.start, a.end, &a.key).cmp(&(b.start, b.end, &b.key)));
+    answer
+}
+
+/// Each key's current window of `store`, gathered from every instance.
+pub async fn gather_current(
+    store: &WindowStore,
+    cluster: &Cluster,
+    sink: &Sink,
+) -> StoreWindows<CurrentWindow> {
+    let here = local(store, &cluster.advertise, store.current_windows());
+    let mut answer = gather(store, cluster, sink, Query::Current, here).await;
+    answer.windows.sort_by(|a, b| a.key.cmp(&b.key));
+    answer
+}
+
+/// The whole answer: this instance's part, then each other owner's.
+async fn gather<T>(
+    store: &WindowStore,
+    cluster: &Cluster,
+    sink: &Sink,
+    query: Query,
+    mut answer: StoreWindows<T>,
+) -> StoreWindows<T>
+where
+    T: Partitioned + serde::de::DeserializeOwned,
+{
+    let Some(route) = cluster.routes.get(store.name()).cloned() else {
         return answer;
     };
     let (lookup, r) = (sink.clone(), route.clone());
@@ -121,11 +191,11 @@ pub async fn gather(
             remote.entry(addr).or_default().push(p);
         }
     }
-    let path = query_path(&store.name, from, to);
+    let path = query.path(store.name());
     let asks = remote.into_iter().map(|(addr, wanted)| {
         let path = path.clone();
         async move {
-            let got = tokio::time::timeout(PEER_TIMEOUT, get_json::<StoreWindows>(&addr, &path))
+            let got = tokio::time::timeout(PEER_TIMEOUT, get_json::<StoreWindows<T>>(&addr, &path))
                 .await
                 .unwrap_or_else(|_| Err(format!("no answer within {PEER_TIMEOUT:?}")));
             (addr, wanted, got)
@@ -144,7 +214,7 @@ pub async fn gather(
                     theirs
                         .windows
                         .into_iter()
-                        .filter(|row| given.contains(&row.partition)),
+                        .filter(|row| given.contains(&row.partition())),
                 );
                 covered.extend(&given);
                 answer.instances.push(Source {
@@ -160,23 +230,9 @@ pub async fn gather(
             }),
         }
     }
-    answer
-        .windows
-        .sort_by(|a, b| (a.start, &a.key).cmp(&(b.start, &b.key)));
     answer.missing = (0..total).filter(|p| !covered.contains(p)).collect();
     answer.complete = answer.missing.is_empty();
     answer
-}
-
-fn query_path(name: &str, from: Option<i64>, to: Option<i64>) -> String {
-    let mut path = format!("/api/stores/{name}?local=true");
-    if let Some(from) = from {
-        path.push_str(&format!("&from={from}"));
-    }
-    if let Some(to) = to {
-        path.push_str(&format!("&to={to}"));
-    }
-    path
 }
 
 /// GETs `path` from the instance at `addr` and decodes its JSON.

@@ -7,9 +7,10 @@
 //! | `GET /api/functions` | each function's version, status and last error |
 //! | `GET /api/bindings` | each binding's counters, rates and status |
 //! | `GET /api/stores`, `/api/stores/{name}?from=&to=` | window stores and their windows, gathered from every instance (`&local=true`: this one's only) |
+//! | `GET /api/stores/{name}/current` | each key's current window, gathered likewise |
 //! | `GET /api/events` | SSE: runtime events (history first) |
 //! | `POST /api/topics/{topic}?key=` | publish the body as a record |
-//! | `GET <serve>` | SSE: a store's current window, `{"P1": n, ...}`, every second |
+//! | `GET <serve>` | SSE: a store's current values, `{"P1": n, ...}`, every second, from every instance |
 
 mod api;
 mod cluster;
@@ -94,12 +95,13 @@ pub fn app(state: Arc<HttpState>) -> Router {
         .route("/api/bindings", get(api::bindings))
         .route("/api/stores", get(api::stores))
         .route("/api/stores/{name}", get(api::store))
+        .route("/api/stores/{name}/current", get(api::current))
         .route("/api/topics/{topic}", post(api::publish))
         .route("/api/events", get(sse::events));
     for store in state.stores.values() {
-        if let Some(route) = &store.serve {
-            let store = store.clone();
-            router = router.route(route, get(move || sse::serve(store.clone())));
+        if let Some(route) = &store.stage.serve {
+            let (state, store) = (state.clone(), store.clone());
+            router = router.route(route, get(move || sse::serve(state.clone(), store.clone())));
         }
     }
     router

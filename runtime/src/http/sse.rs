@@ -10,7 +10,7 @@ use futures::stream::{self, Stream, StreamExt};
 use tokio_stream::wrappers::{BroadcastStream, IntervalStream, errors::BroadcastStreamRecvError};
 
 use super::HttpState;
-use crate::window::WindowStore;
+use crate::window::{WindowStore, current_map};
 
 fn json_event<T: serde::Serialize>(value: &T) -> Result<Event, Infallible> {
     Ok(Event::default().data(serde_json::to_string(value).unwrap_or_else(|_| "null".into())))
@@ -33,10 +33,22 @@ pub async fn events(
     Sse::new(history.chain(live)).keep_alive(KeepAlive::default())
 }
 
-/// A store's current window every second, first one at once.
-pub async fn serve(store: Arc<WindowStore>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// A store's current values every second, first ones at once: `{"P1": 3, "P2": 5}`,
+/// each key's value in its current window, gathered from every instance holding
+/// part of the store (see [`crate::window::Operator`] and `kinds::current` for what
+/// "current" is per window kind).
+pub async fn serve(
+    state: Arc<HttpState>,
+    store: Arc<WindowStore>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let stream = IntervalStream::new(tick).map(move |_| json_event(&store.current()));
+    let stream = IntervalStream::new(tick).then(move |_| {
+        let (state, store) = (state.clone(), store.clone());
+        async move {
+            let answer = super::cluster::gather_current(&store, &state.cluster, &state.sink).await;
+            json_event(&current_map(&answer.windows))
+        }
+    });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

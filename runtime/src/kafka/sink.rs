@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 use super::KafkaSettings;
@@ -40,15 +40,84 @@ impl Sink {
         &self.producer
     }
 
-    /// Sends `out` to `topic` once; resolves with (partition, offset) when
-    /// acknowledged.
-    pub async fn send_once(&self, topic: &str, out: &Output) -> Result<(i32, i64), KafkaError> {
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(&out.value);
+    /// Hands `out` to the producer now, so it is on its way while the caller goes on,
+    /// and returns a future of its acknowledgement: (partition, offset). Transient
+    /// failures (the broker is away) are retried until the broker accepts it; only
+    /// permanent errors (e.g. the record is too large) come back.
+    pub fn deliver(
+        &self,
+        topic: String,
+        out: Output,
+    ) -> impl Future<Output = Result<(i32, i64), KafkaError>> + Send + 'static {
+        let first = self.enqueue(&topic, &out);
+        let sink = self.clone();
+        async move {
+            let (mut pending, mut attempt) = (first, 0usize);
+            loop {
+                let e = match acknowledged(pending).await {
+                    Ok(at) => return Ok(at),
+                    Err(e) if is_permanent(&e) => return Err(e),
+                    Err(e) => e,
+                };
+                if is_queue_full(&e) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                } else {
+                    if attempt == 0 {
+                        tracing::warn!(%topic, error = %e, "send failed, retrying until the broker accepts it");
+                    }
+                    tokio::time::sleep(BACKOFF[attempt.min(BACKOFF.len() - 1)]).await;
+                    attempt += 1;
+                }
+                pending = sink.enqueue(&topic, &out);
+            }
+        }
+    }
+
+    /// Like [`Sink::deliver`] but without retries, for a transaction: librdkafka
+    /// retries inside it, and what comes back is final for this transaction (only a
+    /// full local queue is waited out).
+    pub fn deliver_once(
+        &self,
+        topic: String,
+        out: Output,
+    ) -> impl Future<Output = Result<(i32, i64), KafkaError>> + Send + 'static {
+        let first = self.enqueue(&topic, &out);
+        let sink = self.clone();
+        async move {
+            let mut pending = first;
+            loop {
+                match acknowledged(pending).await {
+                    Err(e) if is_queue_full(&e) => {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        pending = sink.enqueue(&topic, &out);
+                    }
+                    done => return done,
+                }
+            }
+        }
+    }
+
+    /// Sends `out` (to its own topic, else `default_topic`) and waits until the broker
+    /// acknowledges it, retrying like [`Sink::deliver`].
+    pub async fn send(&self, default_topic: &str, out: &Output) -> Result<(i32, i64), KafkaError> {
+        let topic = out.topic.as_deref().unwrap_or(default_topic).to_string();
+        self.deliver(topic, out.clone()).await
+    }
+
+    /// Queues `out` in the producer.
+    fn enqueue(&self, topic: &str, out: &Output) -> Result<DeliveryFuture, KafkaError> {
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+        if !out.tombstone {
+            record = record.payload(&out.value);
+        }
         if let Some(key) = &out.key {
             record = record.key(key);
         }
         if let Some(partition) = out.partition {
             record = record.partition(partition);
+        }
+        if let Some(ts) = out.timestamp_ms {
+            record = record.timestamp(ts);
         }
         if !out.headers.is_empty() {
             let hs = out.headers.iter().fold(OwnedHeaders::new(), |hs, (k, v)| {
@@ -59,33 +128,7 @@ impl Sink {
             });
             record = record.headers(hs);
         }
-        self.producer
-            .send(record, Timeout::After(Duration::from_secs(5)))
-            .await
-            .map(|d| (d.partition, d.offset))
-            .map_err(|(e, _)| e)
-    }
-
-    /// Sends `out` (to its own topic, else `default_topic`) and retries until the
-    /// broker acknowledges it. Only non-retriable errors (e.g. record too large) are
-    /// returned.
-    pub async fn send(&self, default_topic: &str, out: &Output) -> Result<(i32, i64), KafkaError> {
-        let topic = out.topic.as_deref().unwrap_or(default_topic);
-        let mut attempt = 0;
-        loop {
-            match self.send_once(topic, out).await {
-                Ok(at) => return Ok(at),
-                Err(e) if is_permanent(&e) => return Err(e),
-                Err(e) => {
-                    let delay = BACKOFF[attempt.min(BACKOFF.len() - 1)];
-                    if attempt == 0 {
-                        tracing::warn!(%topic, error = %e, "send failed, retrying until the broker accepts it");
-                    }
-                    attempt += 1;
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        }
+        self.producer.send_result(record).map_err(|(e, _)| e)
     }
 
     /// Asks the cluster for metadata: is it reachable? Blocking.
@@ -97,33 +140,6 @@ impl Sink {
             .map_err(|e| e.to_string())
     }
 
-    /// Sends a tombstone (a key with no value) to `partition` of `topic`, retrying
-    /// like [`Sink::send`].
-    pub async fn send_tombstone(
-        &self,
-        topic: &str,
-        partition: i32,
-        key: &[u8],
-    ) -> Result<(i32, i64), KafkaError> {
-        let mut attempt = 0;
-        loop {
-            let record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(topic).key(key).partition(partition);
-            match self
-                .producer
-                .send(record, Timeout::After(Duration::from_secs(5)))
-                .await
-            {
-                Ok(d) => return Ok((d.partition, d.offset)),
-                Err((e, _)) if is_permanent(&e) => return Err(e),
-                Err(_) => {
-                    tokio::time::sleep(BACKOFF[attempt.min(BACKOFF.len() - 1)]).await;
-                    attempt += 1;
-                }
-            }
-        }
-    }
-
     /// Waits for everything queued to be delivered.
     pub fn flush(&self, timeout: Duration) {
         if let Err(e) = self.producer.flush(Timeout::After(timeout)) {
@@ -132,7 +148,23 @@ impl Sink {
     }
 }
 
-fn is_permanent(e: &KafkaError) -> bool {
+/// Waits for a queued record's acknowledgement.
+async fn acknowledged(
+    queued: Result<DeliveryFuture, KafkaError>,
+) -> Result<(i32, i64), KafkaError> {
+    match queued?.await {
+        Ok(Ok(d)) => Ok((d.partition, d.offset)),
+        Ok(Err((e, _))) => Err(e),
+        Err(_) => Err(KafkaError::Canceled),
+    }
+}
+
+fn is_queue_full(e: &KafkaError) -> bool {
+    e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+}
+
+/// Whether the broker (or the client, before sending) refuses `e`'s record for good.
+pub fn is_permanent(e: &KafkaError) -> bool {
     use rdkafka::types::RDKafkaErrorCode as C;
     matches!(
         e.rdkafka_error_code(),
@@ -145,8 +177,9 @@ fn is_permanent(e: &KafkaError) -> bool {
     )
 }
 
-/// The dead-letter record for `record`: its key, value and headers, plus headers
-/// saying where it came from and why it failed.
+/// The dead-letter record for `record`: its key, value, timestamp and headers, plus
+/// headers saying where it came from and why it failed. A record that came through a
+/// stage's repartition topic names its original coordinates.
 pub fn dead_letter(
     record: &Record,
     binding: &str,
@@ -154,23 +187,31 @@ pub fn dead_letter(
     error: &str,
     attempts: u32,
 ) -> Output {
-    let mut headers = record.headers.clone();
+    let origin = crate::record::origin(record);
+    let mut headers: Vec<(String, Vec<u8>)> = record
+        .headers
+        .iter()
+        .filter(|(k, _)| k != crate::record::ORIGIN)
+        .cloned()
+        .collect();
     let mut add = |k: &str, v: String| headers.push((k.to_string(), v.into_bytes()));
     add("kfn-error", error.to_string());
     add("kfn-binding", binding.to_string());
     if let Some(f) = function {
         add("kfn-function", f.to_string());
     }
-    add("kfn-source-topic", record.topic.clone());
-    add("kfn-source-partition", record.partition.to_string());
-    add("kfn-source-offset", record.offset.to_string());
+    let (topic, partition, offset) =
+        origin.unwrap_or((&record.topic, record.partition, record.offset));
+    add("kfn-source-topic", topic.to_string());
+    add("kfn-source-partition", partition.to_string());
+    add("kfn-source-offset", offset.to_string());
     add("kfn-attempts", attempts.to_string());
     add("kfn-failed-at", crate::record::now_ms().to_string());
     Output {
-        topic: None,
-        partition: None,
         key: record.key.clone(),
         value: record.value.clone(),
         headers,
+        timestamp_ms: Some(record.timestamp_ms),
+        ..Output::default()
     }
 }

@@ -231,6 +231,55 @@ impl Source {
         }
     }
 
+    /// The owned partitions with records still to read: the last fetch said the
+    /// partition ends beyond what was handed out. Such a partition is not idle, however
+    /// long ago its last record arrived. A partition nothing was read from since it
+    /// was assigned is not known to lag.
+    pub fn lagging(&self) -> Vec<i32> {
+        let owned = self.ownership.owned();
+        if owned.is_empty() {
+            return Vec::new();
+        }
+        let Ok(topic) = std::ffi::CString::new(self.topic.as_str()) else {
+            return Vec::new();
+        };
+        let positions = match self.consumer().position() {
+            Ok(p) => p,
+            Err(_) => return owned.iter().map(|(p, _)| *p).collect(),
+        };
+        let client = self.consumer().client().native_ptr();
+        let mut lagging = Vec::new();
+        for (partition, _) in owned {
+            let (mut low, mut high) = (-1i64, -1i64);
+            // SAFETY: `client` is this consumer's live handle (borrowed from `self` for
+            // the whole call), `topic` is a NUL-terminated string that outlives the
+            // call, and `low`/`high` are valid for writes. The call only reads the
+            // offsets librdkafka cached from its last fetch response.
+            let err = unsafe {
+                rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                    client,
+                    topic.as_ptr(),
+                    partition,
+                    &mut low,
+                    &mut high,
+                )
+            };
+            if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                continue;
+            }
+            let at = positions
+                .find_partition(&self.topic, partition)
+                .map(|e| e.offset());
+            if let Some(rdkafka::Offset::Offset(at)) = at
+                && high > at
+            {
+                lagging.push(partition);
+            }
+        }
+        drop(positions); // before the consumer: a live list can hang its drop
+        lagging
+    }
+
     /// The group's identity, for committing offsets inside a transaction.
     pub fn group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
         self.consumer().group_metadata()

@@ -73,6 +73,12 @@ impl TxnSink {
             .commit_transaction(Timeout::After(TXN_TIMEOUT))
     }
 
+    /// Commits a transaction that consumed nothing (only a timer's effects). Blocking.
+    pub fn commit_only(&self) -> Result<(), KafkaError> {
+        self.producer
+            .commit_transaction(Timeout::After(TXN_TIMEOUT))
+    }
+
     /// Whether `e` leaves the producer unusable (e.g. fenced by a newer instance with
     /// the same transactional id): then only a new process can go on.
     pub fn is_fatal(e: &KafkaError) -> bool {

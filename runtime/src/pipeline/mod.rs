@@ -1,114 +1,210 @@
-//! The loops that join the stages: Kafka source → step (a wasm function, or the
-//! window stage) → Kafka sink, one loop per binding.
+//! The record loop that joins the stages: Kafka source → step (a wasm function, or
+//! the window operator) → delivery → Kafka. Every record-driven binding and stage
+//! runs [`run`]; what differs between the two guarantees is only the [`Delivery`]:
 //!
-//! Every record-driven binding runs [`run_records`]: it reads a record, asks its
-//! [`Step`] what to do, sends the outputs (or a dead-letter record), and stores the
-//! record's offset only once those sends are acknowledged. Sends are pipelined
-//! (up to [`MAX_IN_FLIGHT`] records) and acknowledged in input order, so an offset is
-//! never stored ahead of an earlier record's effects: at-least-once.
+//! - [`Pipelined`] (at-least-once): each batch's effects are sent at once and a
+//!   record's offset is stored only once everything it caused is acknowledged, in
+//!   input order, with up to [`MAX_IN_FLIGHT`] records on their way;
+//! - [`Transactional`] (exactly-once): batches are produced into one Kafka
+//!   transaction, committed with their input offsets every [`COMMIT_INTERVAL`] (or
+//!   [`MAX_TXN_RECORDS`] records); an aborted transaction rewinds the source and the
+//!   step's state, and the records are processed again.
 //!
-//! A failing record never stops a binding: it is counted, logged once with its
-//! coordinates, dead-lettered, and the loop moves on. A missing or broken *function*
-//! pauses the binding (visibly) on the record it was about to process, until a new
-//! version is loaded; nothing is skipped.
+//! Reading, batching, sorting outcomes, pausing, dead-lettering and counting are
+//! shared, so the two cannot drift apart. A failing record never stops a binding: it
+//! is logged once with its coordinates and dead-lettered, and the loop moves on; an
+//! output the broker refuses for good dead-letters its record under both guarantees.
+//! A missing or broken *function* pauses the binding (visibly) on the record it was
+//! about to process, until a new version is loaded; nothing is skipped. Counters move
+//! only when a record's effects are durable (committed), so each record counts once.
 
 mod analytics;
+mod build;
 mod dedicated;
-mod exactly_once;
+mod delivery;
 mod supplier;
 mod wasm_step;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
-use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::kafka::{Sink, Source, dead_letter};
+use crate::kafka::Source;
 use crate::observe::{BindingState, BindingStats, EventKind, Events};
-use crate::record::{Output, Record};
+use crate::record::{Effects, Output, Record};
 
-pub use analytics::{
-    AggregateInput, AnalyticsStep, Extract, KeySelector, RepartitionStep, Restorer, ValueSelector,
-    run_closer,
-};
+pub use analytics::{Extract, RepartitionStep, WindowStep, repartition_topic};
+pub use build::{Built, Context, build_binding, build_stage};
 pub use dedicated::Dedicated;
-pub use exactly_once::run_records_exactly_once;
+pub use delivery::{
+    Aborted, COMMIT_INTERVAL, Delivery, MAX_IN_FLIGHT, MAX_TXN_RECORDS, Pipelined, Settled,
+    Transactional,
+};
 pub use supplier::{Supplier, run_supplier};
 pub use wasm_step::{ConsumerStep, FunctionStep, Retry};
 
-/// Records whose outputs are still being acknowledged, per binding.
-pub const MAX_IN_FLIGHT: usize = 2_000;
+/// Why a record failed: dead-letter it with this.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub error: String,
+    pub kind: EventKind,
+    /// Calls made before giving up.
+    pub attempts: u32,
+}
 
 /// What to do with one record.
+#[derive(Debug)]
 pub enum Outcome {
-    /// Send these (each to its own topic or the binding's `out`), then ack.
-    Emit(Vec<Output>),
-    /// The record failed (after `attempts` calls): dead-letter it with `error`,
-    /// then ack.
-    Fail {
-        error: String,
-        kind: EventKind,
-        attempts: u32,
+    /// Send `outputs` (each to its own topic or the binding's `out`); if `failure`,
+    /// dead-letter the record too (a record late for some of its windows counts in
+    /// the others and is dead-lettered for the late part); then ack.
+    Done {
+        outputs: Vec<Output>,
+        failure: Option<Failure>,
     },
     /// The step cannot run now (function missing or broken): keep the record and
     /// wait until `Step::changed` fires.
     Pause { reason: String },
 }
 
-/// The middle of a record-driven binding.
+impl Outcome {
+    pub fn emit(outputs: Vec<Output>) -> Outcome {
+        Outcome::Done {
+            outputs,
+            failure: None,
+        }
+    }
+
+    pub fn fail(error: impl Into<String>, kind: EventKind, attempts: u32) -> Outcome {
+        Outcome::Done {
+            outputs: Vec::new(),
+            failure: Some(Failure {
+                error: error.into(),
+                kind,
+                attempts,
+            }),
+        }
+    }
+}
+
+/// A handled record, ready for delivery.
+#[derive(Debug)]
+pub struct Done {
+    pub record: Record,
+    pub outputs: Vec<Output>,
+    pub failure: Option<Failure>,
+}
+
+/// The middle of a record-driven binding. It runs on a thread of its own.
 pub trait Step: Send {
     fn handle(&mut self, record: &Record) -> Outcome;
     /// A signal that fires when a paused step may be able to run again.
     fn changed(&self) -> Option<watch::Receiver<u64>>;
+    /// State changes held back (coalesced) since the last flush, to deliver with the
+    /// records handled since.
+    fn flush(&mut self) -> Effects {
+        Effects::default()
+    }
+    /// How often [`Step::tick`] runs, if the step needs a timer.
+    fn tick_every(&self) -> Option<Duration> {
+        None
+    }
+    /// What is due on time. `lagging`: partitions with records still to read;
+    /// `upstream_busy`: records are still on their way through an earlier step.
+    fn tick(&mut self, _lagging: &[i32], _upstream_busy: bool) -> Effects {
+        Effects::default()
+    }
     /// The effects of the records handled since the last commit, on these
     /// partitions, were thrown away (an aborted transaction): forget any state they
     /// changed. The records are read again.
     fn rollback(&mut self, _partitions: &[i32]) {}
 }
 
-/// Everything a record loop needs besides its step.
-pub struct Binding {
+/// Whether a loop still has work in hand: records read and not yet durable, a pause,
+/// or records left to read. A later step's idle close waits for it.
+#[derive(Debug, Default)]
+pub struct Activity(AtomicBool);
+
+impl Activity {
+    pub fn busy(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, busy: bool) {
+        self.0.store(busy, Ordering::Relaxed);
+    }
+}
+
+/// Where a binding's records go, shared with the deliveries in flight.
+#[derive(Debug, Clone)]
+pub struct Route {
     pub name: String,
     pub function: Option<String>,
-    pub source: Source,
-    pub sink: Sink,
-    /// Where outputs without their own topic go (`None`: emitting is a bug).
+    /// Where outputs without their own topic go (`None`: they have to name one).
     pub out: Option<String>,
     pub dlq: String,
+}
+
+/// Everything a record loop needs besides its step and delivery.
+pub struct Binding {
+    pub route: Arc<Route>,
+    pub source: Source,
     pub stats: Arc<BindingStats>,
     pub events: Events,
     pub shutdown: CancellationToken,
+    /// Published by this loop: whether it still has work in hand.
+    pub activity: Option<Arc<Activity>>,
+    /// Read by this loop's step: the activity of the loop feeding its input.
+    pub upstream: Option<Arc<Activity>>,
 }
 
 /// Records handed to the step's thread at once.
 pub const BATCH: usize = 64;
+/// How often a loop with an [`Activity`] refreshes it.
+const ACTIVITY_EVERY: Duration = Duration::from_millis(100);
+/// The longest wait before reading a batch again after its transaction aborted.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 impl Binding {
+    fn name(&self) -> &str {
+        &self.route.name
+    }
+
     fn report_running(&self) {
         if self.stats.set_state(BindingState::Running, None) {
             self.events
-                .emit(EventKind::BindingResumed, &self.name, "running");
+                .emit(EventKind::BindingResumed, self.name(), "running");
         }
     }
 
-    /// Counts, logs (once, with the record's coordinates) and reports a failed record.
-    fn report_failure(&self, record: &Record, error: &str, kind: EventKind, attempts: u32) {
-        self.stats.add_error();
+    /// Logs (once per attempt, with the record's coordinates) and reports a failure.
+    fn report_failure(&self, record: &Record, f: &Failure) {
+        let (topic, partition, offset) = crate::record::origin(record).unwrap_or((
+            &record.topic,
+            record.partition,
+            record.offset,
+        ));
         tracing::warn!(
-            binding = %self.name, function = self.function.as_deref().unwrap_or("-"),
-            topic = %record.topic, partition = record.partition, offset = record.offset,
-            dlq = %self.dlq, attempts, "record failed: {error}"
+            binding = %self.name(), function = self.route.function.as_deref().unwrap_or("-"),
+            %topic, partition, offset, dlq = %self.route.dlq, attempts = f.attempts,
+            "record failed: {}", f.error
         );
+        let after = if f.attempts > 1 {
+            format!(" (after {} attempts)", f.attempts)
+        } else {
+            String::new()
+        };
         self.events.emit(
-            kind,
-            &self.name,
+            f.kind,
+            self.name(),
             format!(
-                "{}[{}]@{}: {error} (after {attempts} attempts) → {}",
-                record.topic, record.partition, record.offset, self.dlq
+                "{topic}[{partition}]@{offset}: {}{after} → {}",
+                f.error, self.route.dlq
             ),
         );
     }
@@ -118,19 +214,19 @@ impl Binding {
             .stats
             .set_state(BindingState::Paused, Some(reason.clone()))
         {
-            tracing::warn!(binding = %self.name, "binding paused: {reason}");
+            tracing::warn!(binding = %self.name(), "binding paused: {reason}");
             self.events
-                .emit(EventKind::BindingPaused, &self.name, reason);
+                .emit(EventKind::BindingPaused, self.name(), reason);
         }
     }
 
     /// Reports a failed read (once per outage) and waits a little before the next.
     async fn report_read_error(&self, broker_down: &mut bool, e: &rdkafka::error::KafkaError) {
         if !std::mem::replace(broker_down, true) {
-            tracing::warn!(binding = %self.name, topic = %self.source.topic(), error = %e, "cannot read from Kafka; retrying");
+            tracing::warn!(binding = %self.name(), topic = %self.source.topic(), error = %e, "cannot read from Kafka; retrying");
             self.events.emit(
                 EventKind::Broker,
-                &self.name,
+                self.name(),
                 format!("cannot read {}: {e}", self.source.topic()),
             );
         }
@@ -142,7 +238,7 @@ impl Binding {
         if std::mem::take(broker_down) {
             self.events.emit(
                 EventKind::Broker,
-                &self.name,
+                self.name(),
                 format!("reading {} again", self.source.topic()),
             );
         }
@@ -154,7 +250,7 @@ impl Binding {
         let before = pending.len();
         pending.retain(|r| self.source.is_current(r));
         if pending.len() < before {
-            tracing::debug!(binding = %self.name, dropped = before - pending.len(), "records of reassigned partitions dropped");
+            tracing::debug!(binding = %self.name(), dropped = before - pending.len(), "records of reassigned partitions dropped");
         }
     }
 
@@ -167,36 +263,69 @@ impl Binding {
             }
         }
     }
+
+    /// Acknowledges and counts what became durable.
+    fn settle(&self, s: Settled) {
+        for (partition, offset, lease) in &s.acks {
+            self.source.ack(*partition, *offset, *lease);
+        }
+        self.stats
+            .add_settled(s.records, s.outputs, s.errors, s.dead_lettered, s.late);
+    }
+}
+
+/// An output the broker refused for good, remembered across an aborted transaction
+/// so that its record is dead-lettered when it is read again.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub error: String,
+    /// The dead-letter record was refused too: the record can only be skipped.
+    pub dead_letter_refused: bool,
 }
 
 /// Runs `batch` through the step on its thread, stopping at the first record that
-/// pauses it: the batch, the outcomes of its first records, and what to wait on.
+/// pauses it: the batch, the outcomes of its first records, the step's flushed state
+/// (if `flush`), and what to wait on.
 async fn run_step<S: Step + 'static>(
     step: &Dedicated<S>,
     batch: Vec<Record>,
-) -> (Vec<Record>, Vec<Outcome>, Option<watch::Receiver<u64>>) {
+    flush: bool,
+) -> (
+    Vec<Record>,
+    Vec<Outcome>,
+    Effects,
+    Option<watch::Receiver<u64>>,
+) {
     step.run(move |step| {
         let mut outcomes = Vec::with_capacity(batch.len());
+        let mut changes = None;
         for record in &batch {
             let outcome = step.handle(record);
             let pause = matches!(outcome, Outcome::Pause { .. });
             outcomes.push(outcome);
             if pause {
-                return (batch, outcomes, step.changed());
+                changes = step.changed();
+                break;
             }
         }
-        (batch, outcomes, None)
+        let fx = if flush {
+            step.flush()
+        } else {
+            Effects::default()
+        };
+        (batch, outcomes, fx, changes)
     })
     .await
 }
 
-/// Runs a record-driven binding until shutdown; then drains in-flight sends and
+/// Runs a record-driven binding until shutdown; then drains what is in flight and
 /// commits.
-pub async fn run_records<S: Step + 'static>(b: Binding, step: S) {
-    let step = match Dedicated::spawn(&b.name, step) {
+pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delivery: D) {
+    let tick_every = step.tick_every();
+    let step = match Dedicated::spawn(b.name(), step) {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(binding = %b.name, error = %e, "cannot start the binding's worker thread");
+            tracing::error!(binding = %b.name(), error = %e, "cannot start the binding's worker thread");
             b.stats.set_state(
                 BindingState::Stopped,
                 Some(format!("no worker thread: {e}")),
@@ -204,19 +333,44 @@ pub async fn run_records<S: Step + 'static>(b: Binding, step: S) {
             return;
         }
     };
-    let mut in_flight = FuturesOrdered::new();
+    let timer = tick_every.or(b.activity.as_ref().map(|_| ACTIVITY_EVERY));
+    let mut tick = tokio::time::interval(timer.unwrap_or(Duration::from_secs(3600)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending: VecDeque<Record> = VecDeque::new();
     let mut paused: Option<watch::Receiver<u64>> = None;
     let mut broker_down = false;
+    let mut lagging: Vec<i32> = Vec::new();
+    let mut refused: HashMap<(i32, i64), Refusal> = HashMap::new();
+    let mut aborts = 0u32;
     b.stats.set_state(BindingState::Running, None);
 
     loop {
+        if let Some(a) = &b.activity {
+            a.set(
+                !pending.is_empty()
+                    || paused.is_some()
+                    || delivery.in_flight()
+                    || !lagging.is_empty(),
+            );
+        }
+        let commit_at = delivery.commit_due();
         tokio::select! {
             biased;
             () = b.shutdown.cancelled() => break,
-            Some((partition, offset, lease)) = in_flight.next() => {
-                b.source.ack(partition, offset, lease);
+            Some(settled) = delivery.settled() => {
+                b.settle(settled);
                 continue;
+            }
+            () = tokio::time::sleep_until(commit_at.unwrap_or_else(tokio::time::Instant::now)), if commit_at.is_some() => {}
+            _ = tick.tick(), if timer.is_some() => {
+                lagging = b.source.lagging();
+                if tick_every.is_some() {
+                    let (lag, upstream) = (lagging.clone(), b.upstream.as_ref().is_some_and(|u| u.busy()));
+                    let fx = step.run(move |s| s.tick(&lag, upstream)).await;
+                    if !fx.is_empty() {
+                        delivery.deliver(&b.route, Vec::new(), fx);
+                    }
+                }
             }
             changed = async { paused.as_mut().expect("guarded").changed().await }, if paused.is_some() => {
                 if changed.is_err() {
@@ -224,106 +378,192 @@ pub async fn run_records<S: Step + 'static>(b: Binding, step: S) {
                 }
                 paused = None;
             }
-            next = b.source.next(), if pending.is_empty() && paused.is_none() && in_flight.len() < MAX_IN_FLIGHT => {
+            next = b.source.next(), if pending.is_empty() && paused.is_none() && delivery.has_room() => {
                 match next {
                     Ok(record) => {
                         b.report_read_ok(&mut broker_down);
                         pending.push_back(record);
                         b.take_fetched(&mut pending, BATCH);
-                        b.stats.add_in(pending.len() as u64);
                     }
                     Err(e) => b.report_read_error(&mut broker_down, &e).await,
                 }
             }
         }
         b.drop_stale(&mut pending);
-        if pending.is_empty() || paused.is_some() {
-            continue;
-        }
-
-        let (batch, outcomes, changes) = run_step(&step, pending.drain(..).collect()).await;
-
-        let mut records = batch.into_iter();
-        for (record, outcome) in records.by_ref().zip(outcomes) {
-            match outcome {
-                Outcome::Emit(outputs) => {
-                    b.report_running();
-                    in_flight.push_back(emit(&b, record, outputs));
-                }
-                Outcome::Fail {
-                    error,
-                    kind,
-                    attempts,
-                } => {
-                    b.report_failure(&record, &error, kind, attempts);
-                    in_flight.push_back(emit_dead_letter(&b, record, error, attempts));
-                }
-                Outcome::Pause { reason } => {
-                    b.report_pause(reason);
-                    // This record and the rest of the batch wait for a new version.
-                    pending.push_back(record);
-                    break;
+        if !pending.is_empty() && paused.is_none() {
+            // Records whose output was refused in an aborted transaction are
+            // dead-lettered without calling the step again.
+            let mut done: Vec<Done> = Vec::new();
+            let mut batch: Vec<Record> = Vec::with_capacity(pending.len());
+            let mut skipped: Vec<Record> = Vec::new();
+            for record in pending.drain(..) {
+                match refused.get(&(record.partition, record.offset)) {
+                    Some(r) if r.dead_letter_refused => skipped.push(record),
+                    Some(r) => done.push(Done {
+                        record,
+                        outputs: Vec::new(),
+                        failure: Some(Failure {
+                            error: r.error.clone(),
+                            kind: EventKind::RecordFailed,
+                            attempts: 1,
+                        }),
+                    }),
+                    None => batch.push(record),
                 }
             }
+            for record in &skipped {
+                tracing::error!(binding = %b.name(), topic = %record.topic, partition = record.partition, offset = record.offset,
+                    "skipped: neither its output nor its dead-letter record was accepted by the broker");
+            }
+            for d in &done {
+                if let Some(f) = &d.failure {
+                    b.report_failure(&d.record, f);
+                }
+            }
+            let (batch, outcomes, fx, changes) =
+                run_step(&step, batch, delivery.flush_each_batch()).await;
+            let mut records = batch.into_iter();
+            for (record, outcome) in records.by_ref().zip(outcomes) {
+                match outcome {
+                    Outcome::Done { outputs, failure } => {
+                        match &failure {
+                            Some(f) => b.report_failure(&record, f),
+                            None => b.report_running(),
+                        }
+                        done.push(Done {
+                            record,
+                            outputs,
+                            failure,
+                        });
+                    }
+                    Outcome::Pause { reason } => {
+                        b.report_pause(reason);
+                        // This record and the rest of the batch wait for a new version.
+                        pending.push_back(record);
+                        break;
+                    }
+                }
+            }
+            pending.extend(records);
+            if !pending.is_empty() {
+                match changes {
+                    Some(rx) => paused = Some(rx),
+                    None => {
+                        // Nothing will ever change: a bug, not a state to wait in.
+                        tracing::error!(binding = %b.name(), "paused with nothing to wait for; stopping");
+                        break;
+                    }
+                }
+            }
+            if !done.is_empty() || !fx.is_empty() {
+                delivery.deliver(&b.route, done, fx);
+            }
         }
-        pending.extend(records);
-        if !pending.is_empty() {
-            match changes {
-                Some(rx) => paused = Some(rx),
-                None => {
-                    // Nothing will ever change: a bug, not a state to wait in.
-                    tracing::error!(binding = %b.name, "paused with nothing to wait for; stopping");
-                    break;
+
+        if delivery
+            .commit_due()
+            .is_some_and(|at| at <= tokio::time::Instant::now())
+        {
+            match commit(&b, &step, &mut delivery).await {
+                Ok(()) => {
+                    refused.clear();
+                    if std::mem::take(&mut aborts) > 0 {
+                        b.events
+                            .emit(EventKind::Broker, b.name(), "transactions commit again");
+                    }
+                }
+                Err(aborted) => {
+                    if aborted.stop {
+                        let reason = format!("transaction failed, stopped: {}", aborted.message);
+                        tracing::error!(binding = %b.name(), "{reason}");
+                        b.events.emit(EventKind::Broker, b.name(), reason.clone());
+                        b.stats.set_state(BindingState::Stopped, Some(reason));
+                        break;
+                    }
+                    if aborts == 0 || !aborted.refused.is_empty() {
+                        tracing::warn!(binding = %b.name(), "transaction aborted; its records will be read and processed again: {}", aborted.message);
+                        b.events.emit(
+                            EventKind::Broker,
+                            b.name(),
+                            format!("transaction aborted, retrying: {}", aborted.message),
+                        );
+                    }
+                    let wait = if aborted.refused.is_empty() {
+                        aborts += 1;
+                        (Duration::from_millis(200) * aborts).min(MAX_BACKOFF)
+                    } else {
+                        // Not the broker's state: go again now, dead-lettering those.
+                        Duration::ZERO
+                    };
+                    refused.extend(aborted.refused.iter().cloned());
+                    rewind(&b, &step, &aborted, &mut pending).await;
+                    paused = None;
+                    tokio::select! {
+                        () = b.shutdown.cancelled() => break,
+                        () = tokio::time::sleep(wait) => {}
+                    }
                 }
             }
         }
     }
 
-    // Drain: everything already handed to the producer is acknowledged, then acked.
-    while let Some((partition, offset, lease)) = in_flight.next().await {
-        b.source.ack(partition, offset, lease);
+    // Shutdown: an open transaction commits what the step handled; at-least-once
+    // deliveries in flight are awaited.
+    if delivery.commit_due().is_some() {
+        let _ = commit(&b, &step, &mut delivery).await;
     }
-    b.stats.set_state(BindingState::Stopped, None);
+    for settled in delivery.finish().await {
+        b.settle(settled);
+    }
+    if b.stats.state().0 != BindingState::Stopped {
+        b.stats.set_state(BindingState::Stopped, None);
+    }
     b.source.close();
 }
 
-/// Resolves when a record's effects are acknowledged: (partition, offset, lease).
-type Acked = futures::future::BoxFuture<'static, (i32, i64, u64)>;
-
-fn emit(b: &Binding, record: Record, outputs: Vec<Output>) -> Acked {
-    let (sink, stats, out) = (b.sink.clone(), b.stats.clone(), b.out.clone());
-    let (name, dlq) = (b.name.clone(), b.dlq.clone());
-    let function = b.function.clone();
-    Box::pin(async move {
-        let sends = outputs.iter().map(|o| {
-            let default = out.as_deref().unwrap_or(&dlq);
-            sink.send(default, o)
-        });
-        let results = futures::future::join_all(sends).await;
-        let sent = results.iter().filter(|r| r.is_ok()).count() as u64;
-        stats.add_out(sent);
-        if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
-            // The broker refused an output for good (e.g. too large): keep the input.
-            stats.add_error();
-            let error = format!("an output was rejected by the broker: {e}");
-            tracing::warn!(binding = %name, topic = %record.topic, partition = record.partition, offset = record.offset, "{error}");
-            let letter = dead_letter(&record, &name, function.as_deref(), &error, 1);
-            if sink.send(&dlq, &letter).await.is_ok() {
-                stats.add_dead_lettered();
-            }
+/// Flushes the step's held-back state into the open transaction and commits it.
+async fn commit<S: Step + 'static, D: Delivery>(
+    b: &Binding,
+    step: &Dedicated<S>,
+    delivery: &mut D,
+) -> Result<(), Aborted> {
+    if !delivery.flush_each_batch() {
+        let fx = step.run(|s| s.flush()).await;
+        if !fx.is_empty() {
+            delivery.deliver(&b.route, Vec::new(), fx);
         }
-        (record.partition, record.offset, record.lease)
-    })
+    }
+    let settled = delivery.commit(&b.source).await?;
+    b.settle(settled);
+    Ok(())
 }
 
-fn emit_dead_letter(b: &Binding, record: Record, error: String, attempts: u32) -> Acked {
-    let (sink, stats, dlq) = (b.sink.clone(), b.stats.clone(), b.dlq.clone());
-    let letter = dead_letter(&record, &b.name, b.function.as_deref(), &error, attempts);
-    Box::pin(async move {
-        match sink.send(&dlq, &letter).await {
-            Ok(_) => stats.add_dead_lettered(),
-            Err(e) => tracing::error!(%dlq, error = %e, "dead-letter topic refused the record"),
+/// After an aborted transaction: the step forgets the state the transaction touched,
+/// and the source goes back to the first record of each partition it held (or that
+/// waits in `pending`), so everything is read and processed again. A partition that
+/// moved meanwhile is not rewound: its new owner reads from the committed offset
+/// anyway. Going back through the source (rather than re-sending the same outputs)
+/// also lets the consumer rejoin its group if the broker forgot it, so the next
+/// commit carries valid group metadata.
+async fn rewind<S: Step + 'static>(
+    b: &Binding,
+    step: &Dedicated<S>,
+    aborted: &Aborted,
+    pending: &mut VecDeque<Record>,
+) {
+    let mut first: BTreeMap<i32, i64> = aborted.first.clone();
+    let mut touched: Vec<i32> = first.keys().copied().collect();
+    for record in pending.drain(..) {
+        touched.push(record.partition);
+        if b.source.is_current(&record) {
+            let at = first.entry(record.partition).or_insert(record.offset);
+            *at = (*at).min(record.offset);
         }
-        (record.partition, record.offset, record.lease)
-    })
+    }
+    touched.sort_unstable();
+    touched.dedup();
+    step.run(move |step| step.rollback(&touched)).await;
+    for (partition, offset) in first {
+        b.source.rewind(partition, offset);
+    }
 }

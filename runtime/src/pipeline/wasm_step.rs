@@ -54,11 +54,7 @@ impl Retry {
 /// Sorts a failed call into a record failure or a pause.
 pub(super) fn failed((e, attempts): (CallError, u32)) -> Outcome {
     if e.is_record_failure() {
-        Outcome::Fail {
-            error: e.to_string(),
-            kind: EventKind::RecordFailed,
-            attempts,
-        }
+        Outcome::fail(e.to_string(), EventKind::RecordFailed, attempts)
     } else {
         Outcome::Pause {
             reason: e.to_string(),
@@ -71,7 +67,7 @@ pub struct FunctionStep(pub Worker, pub Retry);
 impl Step for FunctionStep {
     fn handle(&mut self, record: &Record) -> Outcome {
         match self.1.run(|| self.0.process(record)) {
-            Ok(outputs) => Outcome::Emit(outputs),
+            Ok(outputs) => Outcome::emit(outputs),
             Err(e) => failed(e),
         }
     }
@@ -86,7 +82,7 @@ pub struct ConsumerStep(pub Worker, pub Retry);
 impl Step for ConsumerStep {
     fn handle(&mut self, record: &Record) -> Outcome {
         match self.1.run(|| self.0.consume(record)) {
-            Ok(()) => Outcome::Emit(Vec::new()),
+            Ok(()) => Outcome::emit(Vec::new()),
             Err(e) => failed(e),
         }
     }

@@ -331,5 +331,6 @@ fn from_output(o: bindings::Output) -> Output {
         key: o.key,
         value: o.value,
         headers: o.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+        ..Output::default()
     }
 }

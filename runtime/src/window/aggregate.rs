@@ -1,80 +1,285 @@
-//! Window accumulators.
+//! The built-in aggregates (`count`, `sum`, `min`, `max`, `avg` of a JSON pointer),
+//! one or several per stage, and the per-window accumulator that answers all of them.
+//!
+//! A stage with `aggregate: count` reports a number per window; one with a map of
+//! named aggregates (`{ views: count, avg_ms: { avg: /duration } }`) an object. The
+//! accumulator keeps the record count and, per distinct pointer, sum, min and max:
+//! enough for every built-in aggregate, mergeable (session merges), and written to
+//! the changelog as bytes.
 
-use serde::Serialize;
+use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AggregateKind {
-    Count,
-    Sum,
-    Min,
-    Max,
-    Avg,
+use crate::config;
+
+/// What the stage computes per window, compiled from `aggregate:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregates {
+    /// `None`: one unnamed aggregate, reported as a plain value.
+    names: Option<Vec<String>>,
+    items: Vec<Item>,
+    /// The distinct JSON pointers the items read, in the order values are given.
+    pointers: Vec<String>,
 }
 
-/// Enough to answer every aggregate kind; 32 bytes per window and key.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Acc {
-    pub count: u64,
+enum Item {
+    Count,
+    Sum(usize),
+    Min(usize),
+    Max(usize),
+    Avg(usize),
+}
+
+impl Aggregates {
+    pub fn new(config: &config::Aggregates) -> Self {
+        let mut pointers: Vec<String> = Vec::new();
+        let mut item = |a: &config::Aggregate| {
+            let mut at = |p: &String| match pointers.iter().position(|q| q == p) {
+                Some(i) => i,
+                None => {
+                    pointers.push(p.clone());
+                    pointers.len() - 1
+                }
+            };
+            match a {
+                config::Aggregate::Count => Item::Count,
+                config::Aggregate::Sum(p) => Item::Sum(at(p)),
+                config::Aggregate::Min(p) => Item::Min(at(p)),
+                config::Aggregate::Max(p) => Item::Max(at(p)),
+                config::Aggregate::Avg(p) => Item::Avg(at(p)),
+            }
+        };
+        let (names, items) = match config {
+            config::Aggregates::One(a) => (None, vec![item(a)]),
+            config::Aggregates::Named(map) => (
+                Some(map.keys().cloned().collect()),
+                map.values().map(&mut item).collect(),
+            ),
+        };
+        Self {
+            names,
+            items,
+            pointers,
+        }
+    }
+
+    /// The JSON pointers whose numbers each record must give, in order.
+    pub fn pointers(&self) -> &[String] {
+        &self.pointers
+    }
+
+    /// An empty accumulator.
+    pub fn empty(&self) -> Acc {
+        Acc {
+            count: 0,
+            nums: vec![Num::EMPTY; self.pointers.len()].into_boxed_slice(),
+        }
+    }
+
+    /// A window's value: a number (or null) for one aggregate, an object for several.
+    pub fn value(&self, acc: &Acc) -> serde_json::Value {
+        let one = |item: &Item| {
+            let n = |f: f64| {
+                serde_json::Number::from_f64(f)
+                    .map_or(serde_json::Value::Null, serde_json::Value::Number)
+            };
+            let num = |i: usize| acc.nums.get(i).copied().unwrap_or(Num::EMPTY);
+            match *item {
+                Item::Count => acc.count.into(),
+                _ if acc.count == 0 => serde_json::Value::Null,
+                Item::Sum(i) => n(num(i).sum),
+                Item::Min(i) => n(num(i).min),
+                Item::Max(i) => n(num(i).max),
+                Item::Avg(i) => n(num(i).sum / acc.count as f64),
+            }
+        };
+        match &self.names {
+            None => self.items.first().map_or(serde_json::Value::Null, one),
+            Some(names) => serde_json::Value::Object(
+                names
+                    .iter()
+                    .zip(&self.items)
+                    .map(|(name, item)| (name.clone(), one(item)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// What the API says the stage computes: `count`, `sum /duration`, or a map.
+    pub fn describe(&self) -> serde_json::Value {
+        let one = |item: &Item| match *item {
+            Item::Count => "count".to_string(),
+            Item::Sum(i) => format!("sum {}", self.pointers[i]),
+            Item::Min(i) => format!("min {}", self.pointers[i]),
+            Item::Max(i) => format!("max {}", self.pointers[i]),
+            Item::Avg(i) => format!("avg {}", self.pointers[i]),
+        };
+        match &self.names {
+            None => self.items.first().map(one).unwrap_or_default().into(),
+            Some(names) => serde_json::Value::Object(
+                names
+                    .iter()
+                    .zip(&self.items)
+                    .map(|(n, item)| (n.clone(), one(item).into()))
+                    .collect::<serde_json::Map<_, _>>(),
+            ),
+        }
+    }
+
+    /// Whether an empty window's value is naturally 0 (a plain count), which lets a
+    /// chart draw an absent key as 0.
+    pub fn is_count(&self) -> bool {
+        self.names.is_none() && self.items == [Item::Count]
+    }
+}
+
+/// Sum, min and max of one pointer's numbers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Num {
     pub sum: f64,
     pub min: f64,
     pub max: f64,
 }
 
-impl Default for Acc {
-    fn default() -> Self {
-        Self {
-            count: 0,
-            sum: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-        }
-    }
+impl Num {
+    const EMPTY: Num = Num {
+        sum: 0.0,
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+    };
+}
+
+/// One window's accumulator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acc {
+    pub count: u64,
+    pub nums: Box<[Num]>,
 }
 
 impl Acc {
-    pub fn add(&mut self, v: f64) {
+    /// Adds one record whose numbers (one per pointer) are `values`.
+    pub fn add(&mut self, values: &[f64]) {
         self.count += 1;
-        self.sum += v;
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
-    }
-
-    /// The aggregate as JSON: counts stay integers (`{"P1": 3}`), the rest are numbers.
-    pub fn value(&self, kind: AggregateKind) -> serde_json::Value {
-        let n = |f: f64| {
-            serde_json::Number::from_f64(f)
-                .map_or(serde_json::Value::Null, serde_json::Value::Number)
-        };
-        match kind {
-            AggregateKind::Count => self.count.into(),
-            AggregateKind::Sum => n(self.sum),
-            AggregateKind::Min => n(self.min),
-            AggregateKind::Max => n(self.max),
-            AggregateKind::Avg if self.count == 0 => serde_json::Value::Null,
-            AggregateKind::Avg => n(self.sum / self.count as f64),
+        for (n, v) in self.nums.iter_mut().zip(values) {
+            n.sum += v;
+            n.min = n.min.min(*v);
+            n.max = n.max.max(*v);
         }
     }
+
+    /// Adds everything `other` holds (two sessions merging).
+    pub fn merge(&mut self, other: &Acc) {
+        self.count += other.count;
+        for (n, o) in self.nums.iter_mut().zip(other.nums.iter()) {
+            n.sum += o.sum;
+            n.min = n.min.min(o.min);
+            n.max = n.max.max(o.max);
+        }
+    }
+
+    /// Appends the changelog form: count, then sum/min/max per pointer (little-endian).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.count.to_le_bytes());
+        for n in self.nums.iter() {
+            for f in [n.sum, n.min, n.max] {
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+        }
+    }
+
+    /// Reads what [`Acc::encode`] wrote, for a stage with `pointers` pointers.
+    pub fn decode(bytes: &[u8], pointers: usize) -> Result<Acc, String> {
+        let want = 8 + pointers * 24;
+        if bytes.len() != want {
+            return Err(format!(
+                "window state of {} bytes, expected {want} (was the stage's aggregate changed? \
+                 its changelog holds the old shape)",
+                bytes.len()
+            ));
+        }
+        let word = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[i..i + 8]);
+            b
+        };
+        let nums = (0..pointers)
+            .map(|p| {
+                let at = 8 + p * 24;
+                Num {
+                    sum: f64::from_le_bytes(word(at)),
+                    min: f64::from_le_bytes(word(at + 8)),
+                    max: f64::from_le_bytes(word(at + 16)),
+                }
+            })
+            .collect();
+        Ok(Acc {
+            count: u64::from_le_bytes(word(0)),
+            nums,
+        })
+    }
 }
+
+/// Named aggregates in the order `kfn.yaml` reads them.
+pub type Named = BTreeMap<String, config::Aggregate>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Aggregate, Aggregates as Config};
 
     #[test]
-    fn every_kind_from_one_accumulator() {
-        let mut a = Acc::default();
-        for v in [3.0, 1.0, 8.0] {
-            a.add(v);
-        }
-        assert_eq!(a.value(AggregateKind::Count), serde_json::json!(3));
-        assert_eq!(a.value(AggregateKind::Sum), serde_json::json!(12.0));
-        assert_eq!(a.value(AggregateKind::Min), serde_json::json!(1.0));
-        assert_eq!(a.value(AggregateKind::Max), serde_json::json!(8.0));
-        assert_eq!(a.value(AggregateKind::Avg), serde_json::json!(4.0));
+    fn one_aggregate_is_a_plain_value_several_an_object() {
+        let count = Aggregates::new(&Config::One(Aggregate::Count));
+        let mut acc = count.empty();
+        acc.add(&[]);
+        acc.add(&[]);
+        assert_eq!(count.value(&acc), serde_json::json!(2));
+        assert!(count.is_count());
+
+        let named = Aggregates::new(&Config::Named(Named::from([
+            ("views".into(), Aggregate::Count),
+            ("avg_ms".into(), Aggregate::Avg("/duration".into())),
+            ("max_ms".into(), Aggregate::Max("/duration".into())),
+            ("bytes".into(), Aggregate::Sum("/size".into())),
+        ])));
         assert_eq!(
-            Acc::default().value(AggregateKind::Avg),
-            serde_json::Value::Null
+            named.pointers(),
+            ["/duration", "/size"],
+            "one slot per pointer"
         );
+        let mut acc = named.empty();
+        assert_eq!(
+            named.value(&acc),
+            serde_json::json!({"views": 0, "avg_ms": null, "max_ms": null, "bytes": null})
+        );
+        acc.add(&[100.0, 3.0]);
+        acc.add(&[300.0, 4.0]);
+        assert_eq!(
+            named.value(&acc),
+            serde_json::json!({"views": 2, "avg_ms": 200.0, "max_ms": 300.0, "bytes": 7.0})
+        );
+    }
+
+    #[test]
+    fn accumulators_merge_and_round_trip() {
+        let a = Aggregates::new(&Config::One(Aggregate::Min("/x".into())));
+        let (mut x, mut y) = (a.empty(), a.empty());
+        x.add(&[3.0]);
+        y.add(&[-1.5]);
+        y.add(&[8.0]);
+        x.merge(&y);
+        assert_eq!(x.count, 3);
+        assert_eq!(a.value(&x), serde_json::json!(-1.5));
+        let mut bytes = Vec::new();
+        x.encode(&mut bytes);
+        assert_eq!(Acc::decode(&bytes, 1).unwrap(), x);
+        let mut empty = Vec::new();
+        a.empty().encode(&mut empty);
+        assert_eq!(
+            Acc::decode(&empty, 1).unwrap(),
+            a.empty(),
+            "infinities survive"
+        );
+        assert!(Acc::decode(&bytes, 2).is_err());
     }
 }

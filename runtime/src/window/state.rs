@@ -1,336 +1,483 @@
-//! Window assignment and closing.
+//! One partition's window state: every key's windows, which of them are open (by the
+//! watermark at which they close), which closed ones are kept for queries, and what
+//! changed since the state was last written to the changelog.
 //!
-//! Time: *stream time* is the largest record timestamp seen. Kafka Streams closes
-//! windows only when stream time moves, so a quiet topic never emits its last window.
-//! Here the watermark also advances with wall-clock time while no record advances
-//! stream time: `watermark = max(previous, stream_time + wall time since stream time
-//! last moved)`. A window `[start, end)` closes when `end + grace <= watermark`; a
-//! record whose window has closed is *late* and handed back to the caller, which
-//! routes it somewhere visible instead of dropping it.
+//! Nothing here talks to Kafka: changes come out as [`Effects`] (changelog records,
+//! results for `out`, closed-markers), and the caller makes them durable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use tokio::time::Instant;
 
 use super::aggregate::Acc;
-use super::changelog::Entry;
+use super::changelog::{self, Change};
+use super::clock::Clock;
+use super::kinds;
+use super::spec::Bounds;
+use super::{Emit, Stage};
+use crate::record::{Effects, Output};
 
-/// Tumbling window size and grace, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WindowSpec {
-    pub size_ms: i64,
-    pub grace_ms: i64,
+/// One window of one key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slot {
+    pub acc: Acc,
+    /// The largest record timestamp in the window (Kafka Streams' window timestamp;
+    /// sliding windows are built from it).
+    pub max_ts: i64,
+    /// Final: reported, and never changed again.
+    pub closed: bool,
 }
 
-impl WindowSpec {
-    /// The start of the window holding `ts` (floor, also for negative timestamps).
-    pub fn start_of(&self, ts: i64) -> i64 {
-        ts - ts.rem_euclid(self.size_ms)
+type Id = (Arc<str>, Bounds);
+
+/// The orderings kept beside the windows.
+#[derive(Debug, Default)]
+struct Index {
+    /// Open windows by the watermark that closes them.
+    open: BTreeSet<(i64, Arc<str>, Bounds)>,
+    /// Closed windows by the watermark at which they are forgotten.
+    retired: BTreeSet<(i64, Arc<str>, Bounds)>,
+    /// Changed since the last flush: written to the changelog then.
+    touched: BTreeSet<Id>,
+    /// Changed since the last update was emitted (`emit: changes`).
+    updated: BTreeSet<Id>,
+}
+
+#[derive(Debug)]
+struct KeyState {
+    key: Arc<str>,
+    windows: BTreeMap<Bounds, Slot>,
+}
+
+/// One key's windows, with the bookkeeping every change needs: what a window kind
+/// works on.
+pub struct KeyWindows<'a> {
+    key: &'a Arc<str>,
+    windows: &'a mut BTreeMap<Bounds, Slot>,
+    index: &'a mut Index,
+    stage: &'a Stage,
+}
+
+impl KeyWindows<'_> {
+    pub fn get(&self, bounds: Bounds) -> Option<&Slot> {
+        self.windows.get(&bounds)
+    }
+
+    /// The windows starting in `[lo, hi]`, in start order.
+    pub fn starting_in(
+        &self,
+        lo: i64,
+        hi: i64,
+    ) -> impl DoubleEndedIterator<Item = (Bounds, &Slot)> {
+        self.windows
+            .range((lo, i64::MIN)..=(hi, i64::MAX))
+            .map(|(b, s)| (*b, s))
+    }
+
+    /// The windows starting at or before `hi`, latest first.
+    pub fn starting_until(&self, hi: i64) -> impl Iterator<Item = (Bounds, &Slot)> {
+        self.windows
+            .range(..=(hi, i64::MAX))
+            .rev()
+            .map(|(b, s)| (*b, s))
+    }
+
+    /// Adds a record to an existing window.
+    pub fn add(&mut self, bounds: Bounds, values: &[f64], ts: i64) {
+        if let Some(slot) = self.windows.get_mut(&bounds) {
+            slot.acc.add(values);
+            slot.max_ts = slot.max_ts.max(ts);
+            self.touch(bounds);
+        }
+    }
+
+    /// Creates (or replaces) an open window.
+    pub fn create(&mut self, bounds: Bounds, acc: Acc, max_ts: i64) {
+        let slot = Slot {
+            acc,
+            max_ts,
+            closed: false,
+        };
+        if self.windows.insert(bounds, slot).is_none() {
+            let close = self.stage.spec.close_at(bounds);
+            self.index.open.insert((close, self.key.clone(), bounds));
+        }
+        self.touch(bounds);
+    }
+
+    /// Removes an open window (merged into another session).
+    pub fn remove(&mut self, bounds: Bounds) -> Option<Slot> {
+        let slot = self.windows.remove(&bounds)?;
+        let close = self.stage.spec.close_at(bounds);
+        self.index.open.remove(&(close, self.key.clone(), bounds));
+        self.touch(bounds);
+        Some(slot)
+    }
+
+    pub fn empty(&self) -> Acc {
+        self.stage.aggregates.empty()
+    }
+
+    fn touch(&mut self, bounds: Bounds) {
+        self.index.touched.insert((self.key.clone(), bounds));
+        if matches!(self.stage.emit, Emit::Changes { .. }) {
+            self.index.updated.insert((self.key.clone(), bounds));
+        }
     }
 }
 
-/// A record that arrived after its window closed.
+/// A record that was late for some or all of its windows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Late {
-    pub window_start: i64,
-    pub window_end: i64,
+    /// The windows it could not go into.
+    pub windows: Vec<Bounds>,
+    /// Whether it went into none.
+    pub entirely: bool,
     pub watermark: i64,
 }
 
-/// A window that has just closed: its final value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClosedWindow {
+/// One window as a query returns it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WindowRow {
+    /// The partition whose state holds the window.
+    pub partition: i32,
     pub key: String,
     pub start: i64,
     pub end: i64,
-    pub acc: Acc,
+    pub value: serde_json::Value,
+    pub closed: bool,
 }
 
-/// Open and recently closed windows of one stage.
+/// The state of one partition of a stage.
 #[derive(Debug)]
-pub struct WindowState {
-    spec: WindowSpec,
-    /// Keyed by (window start, group key): iteration order is closing order.
-    open: BTreeMap<(i64, String), Acc>,
-    closed: BTreeMap<(i64, String), Acc>,
-    stream_time: Option<i64>,
-    advanced_at: Option<Instant>,
-    watermark: i64,
-    /// Closed windows older than this (behind the watermark) are forgotten.
-    retention_ms: i64,
+pub struct PartitionState {
+    partition: i32,
+    keys: HashMap<Arc<str>, KeyState>,
+    index: Index,
+    clock: Clock,
+    clock_saved: Option<super::clock::Saved>,
+    updates_emitted: Instant,
 }
 
-impl WindowState {
-    pub fn new(spec: WindowSpec) -> Self {
+impl PartitionState {
+    pub fn new(stage: &Stage, partition: i32, now: Instant) -> Self {
         Self {
-            spec,
-            open: BTreeMap::new(),
-            closed: BTreeMap::new(),
-            stream_time: None,
-            advanced_at: None,
-            watermark: i64::MIN,
-            // Enough history for a dashboard: an hour, and at least 12 windows.
-            retention_ms: (3_600_000_i64).max(spec.size_ms.saturating_mul(12)),
+            partition,
+            keys: HashMap::new(),
+            index: Index::default(),
+            clock: Clock::new(stage.spec.idle, now),
+            clock_saved: None,
+            updates_emitted: now,
         }
     }
 
-    pub fn spec(&self) -> WindowSpec {
-        self.spec
-    }
-
-    /// The watermark as of `now` (ms since the epoch), or `None` before any record.
-    pub fn watermark(&mut self, now: Instant) -> Option<i64> {
-        let (stream_time, at) = (self.stream_time?, self.advanced_at?);
-        let idle = i64::try_from(now.saturating_duration_since(at).as_millis()).unwrap_or(i64::MAX);
-        self.watermark = self.watermark.max(stream_time.saturating_add(idle));
-        Some(self.watermark)
-    }
-
-    /// Puts a window back as the changelog last recorded it (on restore). Stream time
-    /// resumes from the latest restored window.
-    pub fn restore(&mut self, start: i64, key: &str, acc: Acc, closed: bool, now: Instant) {
-        let id = (start, key.to_string());
-        if closed {
-            self.open.remove(&id);
-            self.closed.insert(id, acc);
-        } else {
-            self.closed.remove(&id);
-            self.open.insert(id, acc);
-        }
-        if self.stream_time.is_none_or(|st| start > st) {
-            self.stream_time = Some(start);
-            self.advanced_at = Some(now);
-        }
-    }
-
-    /// Applies one changelog record (`None`: a tombstone for `record_key`).
-    pub fn apply_changelog(
+    /// Adds a record of `key` stamped `ts` (from input partition `source`), whose
+    /// numbers are `values`, to its windows. `Ok(Some(late))` if it was late for some
+    /// or all of them; `Err` for a record no window can take (a timestamp the kind
+    /// does not support).
+    pub fn add(
         &mut self,
-        record_key: &[u8],
-        value: Option<&[u8]>,
+        stage: &Stage,
+        source: i32,
+        ts: i64,
+        key: &str,
+        values: &[f64],
         now: Instant,
-    ) -> Result<(), String> {
-        match value {
-            Some(bytes) => {
-                let e =
-                    Entry::from_json(bytes).map_err(|e| format!("bad changelog record: {e}"))?;
-                self.restore(e.start, &e.key, e.acc(), e.closed, now);
-            }
+    ) -> Result<Option<Late>, String> {
+        if ts < 0 {
+            return Err(format!("timestamp {ts} is before 1970: windows start at 0"));
+        }
+        let watermark = self.clock.observe(source, ts, now);
+        let state = match self.keys.get_mut(key) {
+            Some(s) => s,
             None => {
-                let text = String::from_utf8_lossy(record_key);
-                let (start, key) = text.split_once('/').ok_or("bad changelog key")?;
-                let start = start.parse().map_err(|_| "bad changelog key")?;
-                self.forget(start, key);
+                let key: Arc<str> = Arc::from(key);
+                self.keys.entry(key.clone()).or_insert(KeyState {
+                    key,
+                    windows: BTreeMap::new(),
+                })
+            }
+        };
+        let mut view = KeyWindows {
+            key: &state.key,
+            windows: &mut state.windows,
+            index: &mut self.index,
+            stage,
+        };
+        let late = kinds::add(&stage.spec, &mut view, ts, values, watermark)?;
+        if state.windows.is_empty() {
+            self.keys.remove(key);
+        }
+        Ok(late.map(|(windows, entirely)| Late {
+            windows,
+            entirely,
+            watermark,
+        }))
+    }
+
+    /// Closes what is due as of `now` and forgets what is past retention. `busy`:
+    /// this partition has records still to read or on their way, so it is not idle.
+    pub fn close_due(&mut self, stage: &Stage, now: Instant, busy: bool, fx: &mut Effects) {
+        let watermark = self.clock.watermark(now, busy);
+        while let Some((close, _, _)) = self.index.open.first() {
+            if *close > watermark {
+                break;
+            }
+            let Some((_, key, bounds)) = self.index.open.pop_first() else {
+                break;
+            };
+            let Some(slot) = self
+                .keys
+                .get_mut(&*key)
+                .and_then(|k| k.windows.get_mut(&bounds))
+            else {
+                continue;
+            };
+            slot.closed = true;
+            let id = (key.clone(), bounds);
+            // Its latest state goes out with the closed-marker, after the result.
+            self.index.touched.remove(&id);
+            self.index.updated.remove(&id);
+            if let Some(out) = &stage.out {
+                fx.results
+                    .push(result(stage, out, &key, bounds, Some(slot), true));
+            }
+            fx.after.push(changelog_record(
+                stage,
+                self.partition,
+                &key,
+                bounds,
+                Some(slot),
+            ));
+            let forget = bounds.1.saturating_add(stage.spec.retention());
+            self.index.retired.insert((forget, key, bounds));
+        }
+        while let Some((forget, _, _)) = self.index.retired.first() {
+            if *forget > watermark {
+                break;
+            }
+            let Some((_, key, bounds)) = self.index.retired.pop_first() else {
+                break;
+            };
+            if let Some(k) = self.keys.get_mut(&*key) {
+                k.windows.remove(&bounds);
+                if k.windows.is_empty() {
+                    self.keys.remove(&*key);
+                }
+            }
+            fx.changes
+                .push(changelog_record(stage, self.partition, &key, bounds, None));
+        }
+    }
+
+    /// Writes what changed since the last flush: windows (or their removal) and the
+    /// clock.
+    pub fn flush(&mut self, stage: &Stage, fx: &mut Effects) {
+        for (key, bounds) in std::mem::take(&mut self.index.touched) {
+            let slot = self.keys.get(&*key).and_then(|k| k.windows.get(&bounds));
+            fx.changes
+                .push(changelog_record(stage, self.partition, &key, bounds, slot));
+        }
+        let saved = self.clock.save();
+        if saved.is_some() && saved != self.clock_saved {
+            if let Some(s) = &saved {
+                fx.changes.push(Output {
+                    topic: Some(stage.changelog.clone()),
+                    partition: Some(self.partition),
+                    key: Some(changelog::clock_key()),
+                    value: changelog::clock_value(s),
+                    ..Output::default()
+                });
+            }
+            self.clock_saved = saved;
+        }
+    }
+
+    /// `emit: changes`: the current value of every window changed since the last
+    /// emission, at most once per `every`.
+    pub fn emit_updates(&mut self, stage: &Stage, now: Instant, fx: &mut Effects) {
+        let (Emit::Changes { every }, Some(out)) = (stage.emit, &stage.out) else {
+            return;
+        };
+        if now.saturating_duration_since(self.updates_emitted) < every {
+            return;
+        }
+        self.updates_emitted = now;
+        for (key, bounds) in std::mem::take(&mut self.index.updated) {
+            let slot = self.keys.get(&*key).and_then(|k| k.windows.get(&bounds));
+            fx.results
+                .push(result(stage, out, &key, bounds, slot, false));
+        }
+    }
+
+    /// Applies one changelog record while restoring.
+    pub fn apply(&mut self, stage: &Stage, change: Change<'_>, now: Instant) -> Result<(), String> {
+        match change {
+            Change::Window {
+                key,
+                bounds,
+                closed,
+                max_ts,
+                state,
+            } => {
+                let acc = Acc::decode(state, stage.aggregates.pointers().len())?;
+                self.forget(stage, key, bounds);
+                let k = self.key_state(key);
+                let key = k.key.clone();
+                k.windows.insert(
+                    bounds,
+                    Slot {
+                        acc,
+                        max_ts,
+                        closed,
+                    },
+                );
+                if closed {
+                    let forget = bounds.1.saturating_add(stage.spec.retention());
+                    self.index.retired.insert((forget, key, bounds));
+                } else {
+                    self.index
+                        .open
+                        .insert((stage.spec.close_at(bounds), key, bounds));
+                }
+            }
+            Change::Removed { key, bounds } => self.forget(stage, key, bounds),
+            Change::Clock(saved) => {
+                self.clock.restore(&saved, now);
+                self.clock_saved = Some(saved);
             }
         }
         Ok(())
     }
 
-    /// Forgets a window (a changelog tombstone).
-    pub fn forget(&mut self, start: i64, key: &str) {
-        let id = (start, key.to_string());
-        self.open.remove(&id);
-        self.closed.remove(&id);
+    fn key_state(&mut self, key: &str) -> &mut KeyState {
+        if !self.keys.contains_key(key) {
+            let k: Arc<str> = Arc::from(key);
+            self.keys.insert(
+                k.clone(),
+                KeyState {
+                    key: k,
+                    windows: BTreeMap::new(),
+                },
+            );
+        }
+        self.keys.get_mut(key).expect("just inserted")
     }
 
-    /// Adds `value` for `key` at event time `ts`; returns the window's start and its
-    /// updated accumulator (what the changelog records).
-    pub fn add(
-        &mut self,
-        ts: i64,
-        key: &str,
-        value: f64,
-        now: Instant,
-    ) -> Result<(i64, Acc), Late> {
-        if self.stream_time.is_none_or(|st| ts > st) {
-            self.stream_time = Some(ts);
-            self.advanced_at = Some(now);
-        }
-        let watermark = self.watermark(now).unwrap_or(i64::MIN);
-        let start = self.spec.start_of(ts);
-        let end = start + self.spec.size_ms;
-        if end + self.spec.grace_ms <= watermark
-            || self.closed.contains_key(&(start, key.to_string()))
-        {
-            return Err(Late {
-                window_start: start,
-                window_end: end,
-                watermark,
-            });
-        }
-        let acc = self.open.entry((start, key.to_string())).or_default();
-        acc.add(value);
-        Ok((start, *acc))
-    }
-
-    /// Closes every window due as of `now`, in (start, key) order, and forgets closed
-    /// windows past retention.
-    pub fn close_due(
-        &mut self,
-        now: Instant,
-        forgotten: &mut Vec<(i64, String)>,
-    ) -> Vec<ClosedWindow> {
-        let Some(watermark) = self.watermark(now) else {
-            return Vec::new();
+    /// Removes a window and its index entries (restore).
+    fn forget(&mut self, stage: &Stage, key: &str, bounds: Bounds) {
+        let Some(k) = self.keys.get_mut(key) else {
+            return;
         };
-        let mut out = Vec::new();
-        while let Some(entry) = self.open.first_entry() {
-            let start = entry.key().0;
-            if start + self.spec.size_ms + self.spec.grace_ms > watermark {
-                break;
-            }
-            let ((start, key), acc) = entry.remove_entry();
-            self.closed.insert((start, key.clone()), acc);
-            out.push(ClosedWindow {
-                key,
-                start,
-                end: start + self.spec.size_ms,
-                acc,
-            });
+        if k.windows.remove(&bounds).is_none() {
+            return;
         }
-        let horizon = watermark.saturating_sub(self.retention_ms);
-        while let Some(entry) = self.closed.first_entry() {
-            if entry.key().0 >= horizon {
-                break;
-            }
-            forgotten.push(entry.remove_entry().0);
+        let key = k.key.clone();
+        if k.windows.is_empty() {
+            self.keys.remove(&*key);
         }
-        out
+        let forget = bounds.1.saturating_add(stage.spec.retention());
+        self.index.retired.remove(&(forget, key.clone(), bounds));
+        self.index
+            .open
+            .remove(&(stage.spec.close_at(bounds), key, bounds));
     }
 
-    /// Every window (open and retained closed) overlapping `[from, to)`.
-    pub fn windows(&self, from: i64, to: i64) -> Vec<(String, i64, i64, Acc, bool)> {
-        let size = self.spec.size_ms;
-        let lo = (from.saturating_sub(size).saturating_add(1), String::new());
-        let mut rows: Vec<_> = [(&self.closed, true), (&self.open, false)]
-            .into_iter()
-            .flat_map(|(map, closed)| {
-                map.range(lo.clone()..)
-                    .take_while(move |((start, _), _)| *start < to)
-                    .filter(move |((start, _), _)| start + size > from)
-                    .map(move |((start, key), acc)| {
-                        (key.clone(), *start, start + size, *acc, closed)
-                    })
-            })
-            .collect();
-        rows.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    /// The watermark as last computed.
+    pub fn watermark(&self) -> i64 {
+        self.clock.current()
+    }
+
+    /// Open windows (what memory grows with).
+    pub fn open_windows(&self) -> usize {
+        self.index.open.len()
+    }
+
+    /// Every window overlapping `[from, to)`.
+    pub fn rows(&self, stage: &Stage, from: i64, to: i64) -> Vec<WindowRow> {
+        let mut rows = Vec::new();
+        for k in self.keys.values() {
+            for (bounds, slot) in &k.windows {
+                if stage.spec.overlaps(*bounds, from, to) {
+                    rows.push(WindowRow {
+                        partition: self.partition,
+                        key: k.key.to_string(),
+                        start: bounds.0,
+                        end: bounds.1,
+                        value: stage.aggregates.value(&slot.acc),
+                        closed: slot.closed,
+                    });
+                }
+            }
+        }
         rows
     }
 
-    /// Per key, the value of the window holding the watermark; keys seen in the
-    /// window before it are included with an empty accumulator so that a chart's
-    /// lines do not vanish at each window boundary.
-    pub fn current(&mut self, now: Instant) -> BTreeMap<String, Acc> {
-        let Some(watermark) = self.watermark(now) else {
-            return BTreeMap::new();
-        };
-        let start = self.spec.start_of(watermark);
-        let previous = start - self.spec.size_ms;
+    /// Per key, its current window (see [`kinds::current`]) and that window's value.
+    pub fn current(&self, stage: &Stage) -> BTreeMap<String, (Bounds, serde_json::Value)> {
+        let watermark = self.clock.current();
         let mut out = BTreeMap::new();
-        for ((s, key), acc) in self.open.iter().chain(self.closed.iter()) {
-            if *s == previous {
-                out.entry(key.clone()).or_insert_with(Acc::default);
-            } else if *s == start {
-                out.insert(key.clone(), *acc);
+        if watermark == i64::MIN {
+            return out;
+        }
+        for k in self.keys.values() {
+            if let Some((bounds, acc)) = kinds::current(&stage.spec, &k.windows, watermark) {
+                let value = match acc {
+                    Some(slot) => stage.aggregates.value(&slot.acc),
+                    None => stage.aggregates.value(&stage.aggregates.empty()),
+                };
+                out.insert(k.key.to_string(), (bounds, value));
             }
         }
         out
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    fn spec() -> WindowSpec {
-        WindowSpec {
-            size_ms: 5_000,
-            grace_ms: 0,
-        }
+/// The changelog record of a window (`slot` `None`: a tombstone).
+fn changelog_record(
+    stage: &Stage,
+    partition: i32,
+    key: &str,
+    bounds: Bounds,
+    slot: Option<&Slot>,
+) -> Output {
+    Output {
+        topic: Some(stage.changelog.clone()),
+        partition: Some(partition),
+        key: Some(changelog::window_key(key, bounds)),
+        value: slot.map_or_else(Vec::new, |s| {
+            changelog::window_value(s.closed, s.max_ts, |v| s.acc.encode(v))
+        }),
+        tombstone: slot.is_none(),
+        ..Output::default()
     }
+}
 
-    #[test]
-    fn assignment_floors_to_the_window_start() {
-        let s = spec();
-        assert_eq!(s.start_of(0), 0);
-        assert_eq!(s.start_of(4_999), 0);
-        assert_eq!(s.start_of(5_000), 5_000);
-        assert_eq!(s.start_of(-1), -5_000);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn stream_time_closes_windows_and_late_records_are_returned() {
-        let mut w = WindowState::new(spec());
-        let now = Instant::now();
-        w.add(1_000, "P1", 1.0, now).unwrap();
-        w.add(2_000, "P1", 1.0, now).unwrap();
-        w.add(3_000, "P2", 1.0, now).unwrap();
-        assert!(w.close_due(now, &mut Vec::new()).is_empty());
-        // A record in the next window moves stream time to the first window's end.
-        w.add(5_000, "P1", 1.0, now).unwrap();
-        let closed = w.close_due(now, &mut Vec::new());
-        let got: Vec<_> = closed
-            .iter()
-            .map(|c| (c.key.as_str(), c.start, c.acc.count))
-            .collect();
-        assert_eq!(got, [("P1", 0, 2), ("P2", 0, 1)]);
-        // A record for the closed window is late, not silently counted or dropped.
-        let late = w.add(4_000, "P1", 1.0, now).unwrap_err();
-        assert_eq!((late.window_start, late.window_end), (0, 5_000));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_idle_stream_closes_on_wall_clock() {
-        let mut w = WindowState::new(spec());
-        w.add(1_000, "P1", 1.0, Instant::now()).unwrap();
-        tokio::time::advance(Duration::from_millis(3_999)).await;
-        assert!(
-            w.close_due(Instant::now(), &mut Vec::new()).is_empty(),
-            "window end not reached yet"
-        );
-        tokio::time::advance(Duration::from_millis(1)).await;
-        let closed = w.close_due(Instant::now(), &mut Vec::new());
-        assert_eq!(closed.len(), 1);
-        assert_eq!(
-            (closed[0].start, closed[0].end, closed[0].acc.count),
-            (0, 5_000, 1)
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn grace_keeps_a_window_open_for_stragglers() {
-        let mut w = WindowState::new(WindowSpec {
-            size_ms: 5_000,
-            grace_ms: 2_000,
-        });
-        let now = Instant::now();
-        w.add(1_000, "k", 1.0, now).unwrap();
-        w.add(6_000, "k", 1.0, now).unwrap();
-        assert!(w.close_due(now, &mut Vec::new()).is_empty());
-        w.add(4_500, "k", 1.0, now).expect("within grace");
-        w.add(7_000, "k", 1.0, now).unwrap();
-        let closed = w.close_due(now, &mut Vec::new());
-        assert_eq!(closed.len(), 1);
-        assert_eq!(closed[0].acc.count, 2);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn current_is_the_window_holding_the_watermark() {
-        let mut w = WindowState::new(spec());
-        let now = Instant::now();
-        w.add(1_000, "P1", 1.0, now).unwrap();
-        w.add(6_000, "P2", 1.0, now).unwrap();
-        w.add(6_500, "P2", 1.0, now).unwrap();
-        let cur = w.current(now);
-        assert_eq!(cur["P2"].count, 2);
-        assert_eq!(
-            cur["P1"].count, 0,
-            "seen in the previous window, shown as zero"
-        );
-        let rows = w.windows(0, 10_000);
-        assert_eq!(rows.len(), 2);
-        assert_eq!(w.windows(5_000, 10_000).len(), 1);
+/// A window's value for `out`: `{"store","key","start","end","value","final"}`,
+/// keyed by the group key and stamped with the window's latest record time. A removed
+/// window (a session merged into another) has value `null`.
+fn result(
+    stage: &Stage,
+    out: &str,
+    key: &str,
+    (start, end): Bounds,
+    slot: Option<&Slot>,
+    is_final: bool,
+) -> Output {
+    let value = serde_json::json!({
+        "store": stage.name,
+        "key": key,
+        "start": start,
+        "end": end,
+        "value": slot.map_or(serde_json::Value::Null, |s| stage.aggregates.value(&s.acc)),
+        "final": is_final,
+    });
+    Output {
+        topic: Some(out.to_string()),
+        key: Some(key.as_bytes().to_vec()),
+        value: value.to_string().into_bytes(),
+        timestamp_ms: slot.map(|s| s.max_ts),
+        ..Output::default()
     }
 }

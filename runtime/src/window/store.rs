@@ -1,87 +1,59 @@
-//! The queryable window store of one analytics stage, shared between the stage (which
-//! writes) and the HTTP layer (which reads). A std `Mutex`, never held across an
-//! `.await`: every operation is a short in-memory update or copy.
+//! The window store of one stage: the state of every input partition held by this
+//! instance, shared between the stage (which writes) and the HTTP layer (which
+//! reads). A std `Mutex`, never held across an `.await`: every operation is a short
+//! in-memory update or copy.
 //!
-//! State is kept per partition of the stage's input, the unit that moves between kfn
-//! instances: a partition's state is installed (restored from the same partition of
-//! the changelog) when the partition is assigned here, under that assignment's lease,
+//! A partition's state is installed (restored from the same partition of the
+//! changelog) when the partition is assigned here, under that assignment's lease,
 //! and dropped when it moves away. Each partition has its own stream time, so when a
 //! window closes does not depend on which partitions happen to share an instance.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde::Serialize;
-use tokio::time::Instant;
+use serde::{Deserialize, Serialize};
 
-use super::aggregate::AggregateKind;
-use super::changelog::Entry;
-use super::state::{ClosedWindow, Late, WindowSpec, WindowState};
+use super::Stage;
+use super::spec::Kind;
+use super::state::{PartitionState, WindowRow};
 
-/// One window of one key, as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct WindowRow {
-    /// The partition whose state holds the window.
+struct Part {
+    lease: u64,
+    state: PartitionState,
+}
+
+/// A key's current window, as the dashboard charts it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurrentWindow {
     pub partition: i32,
     pub key: String,
     pub start: i64,
     pub end: i64,
     pub value: serde_json::Value,
-    pub closed: bool,
-}
-
-/// What closing due windows produced in one partition.
-pub struct Closed {
-    pub partition: i32,
-    pub windows: Vec<ClosedWindow>,
-    /// Windows forgotten after retention: (start, key).
-    pub forgotten: Vec<(i64, String)>,
-}
-
-struct Part {
-    lease: u64,
-    state: WindowState,
 }
 
 pub struct WindowStore {
-    pub name: String,
-    pub aggregate: AggregateKind,
-    /// The SSE route serving [`WindowStore::current`], if any.
-    pub serve: Option<String>,
-    spec: WindowSpec,
+    pub stage: Arc<Stage>,
     parts: Mutex<BTreeMap<i32, Part>>,
     /// Held while a partition is restored, so it is restored once.
     restoring: Mutex<()>,
 }
 
 impl WindowStore {
-    pub fn new(
-        name: &str,
-        spec: WindowSpec,
-        aggregate: AggregateKind,
-        serve: Option<String>,
-    ) -> Self {
+    pub fn new(stage: Arc<Stage>) -> Self {
         Self {
-            name: name.to_string(),
-            aggregate,
-            serve,
-            spec,
+            stage,
             parts: Mutex::default(),
             restoring: Mutex::default(),
         }
     }
 
+    pub fn name(&self) -> &str {
+        &self.stage.name
+    }
+
     fn lock(&self) -> MutexGuard<'_, BTreeMap<i32, Part>> {
         self.parts.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn spec(&self) -> WindowSpec {
-        self.spec
-    }
-
-    /// An empty state for one partition, to restore into.
-    pub fn empty_state(&self) -> WindowState {
-        WindowState::new(self.spec)
     }
 
     /// Serialises restores: hold it while checking [`WindowStore::has`] and restoring.
@@ -97,8 +69,27 @@ impl WindowStore {
     }
 
     /// Installs `partition`'s (restored) state under `lease`.
-    pub fn install(&self, partition: i32, lease: u64, state: WindowState) {
+    pub fn install(&self, partition: i32, lease: u64, state: PartitionState) {
         self.lock().insert(partition, Part { lease, state });
+    }
+
+    /// Runs `f` on `partition`'s state if it is here under `lease`.
+    pub fn with<R>(
+        &self,
+        partition: i32,
+        lease: u64,
+        f: impl FnOnce(&mut PartitionState) -> R,
+    ) -> Option<R> {
+        let mut parts = self.lock();
+        let part = parts.get_mut(&partition).filter(|p| p.lease == lease)?;
+        Some(f(&mut part.state))
+    }
+
+    /// Runs `f` on every partition's state.
+    pub fn each(&self, mut f: impl FnMut(i32, &mut PartitionState)) {
+        for (p, part) in self.lock().iter_mut() {
+            f(*p, &mut part.state);
+        }
     }
 
     /// Drops the state of `partitions` (after an aborted transaction: it is restored
@@ -128,40 +119,9 @@ impl WindowStore {
         self.lock().keys().copied().collect()
     }
 
-    /// Adds a value in `partition`; returns the changelog entry of the window it
-    /// changed. `None` if the partition's state is not here (not restored yet).
-    pub fn add(
-        &self,
-        partition: i32,
-        ts: i64,
-        key: &str,
-        value: f64,
-    ) -> Option<Result<Entry, Late>> {
-        let mut parts = self.lock();
-        let part = parts.get_mut(&partition)?;
-        Some(
-            part.state
-                .add(ts, key, value, Instant::now())
-                .map(|(start, acc)| Entry::new(start, key, &acc, false)),
-        )
-    }
-
-    /// Closes due windows in every partition.
-    pub fn close_due(&self) -> Vec<Closed> {
-        let now = Instant::now();
-        let mut out = Vec::new();
-        for (partition, part) in self.lock().iter_mut() {
-            let mut forgotten = Vec::new();
-            let windows = part.state.close_due(now, &mut forgotten);
-            if !windows.is_empty() || !forgotten.is_empty() {
-                out.push(Closed {
-                    partition: *partition,
-                    windows,
-                    forgotten,
-                });
-            }
-        }
-        out
+    /// Open windows over all partitions here.
+    pub fn open_windows(&self) -> usize {
+        self.lock().values().map(|p| p.state.open_windows()).sum()
     }
 
     /// Every window here overlapping `[from, to)`, in (start, key) order.
@@ -169,35 +129,48 @@ impl WindowStore {
         let (from, to) = (from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX));
         let mut rows: Vec<WindowRow> = self
             .lock()
-            .iter()
-            .flat_map(|(p, part)| {
-                part.state
-                    .windows(from, to)
-                    .into_iter()
-                    .map(move |w| (*p, w))
-            })
-            .map(|(partition, (key, start, end, acc, closed))| WindowRow {
-                partition,
-                key,
-                start,
-                end,
-                value: acc.value(self.aggregate),
-                closed,
-            })
+            .values()
+            .flat_map(|part| part.state.rows(&self.stage, from, to))
             .collect();
-        rows.sort_by(|a, b| (a.start, &a.key).cmp(&(b.start, &b.key)));
+        rows.sort_by(|a, b| (a.start, a.end, &a.key).cmp(&(b.start, b.end, &b.key)));
         rows
     }
 
-    /// `{"P1": 3, "P2": 5}`: each key's value in its partition's current window.
-    pub fn current(&self) -> BTreeMap<String, serde_json::Value> {
-        let now = Instant::now();
-        let mut out = BTreeMap::new();
-        for part in self.lock().values_mut() {
-            for (key, acc) in part.state.current(now) {
-                out.insert(key, acc.value(self.aggregate));
+    /// Each key's current window (see [`super::kinds::current`]).
+    pub fn current_windows(&self) -> Vec<CurrentWindow> {
+        let mut out = Vec::new();
+        for (p, part) in self.lock().iter() {
+            for (key, ((start, end), value)) in part.state.current(&self.stage) {
+                out.push(CurrentWindow {
+                    partition: *p,
+                    key,
+                    start,
+                    end,
+                    value,
+                });
             }
         }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
         out
     }
+
+    /// `{"P1": 3, "P2": 5}`: each key's value in its current window, what the
+    /// stage's `serve:` route pushes every second.
+    pub fn current(&self) -> BTreeMap<String, serde_json::Value> {
+        current_map(&self.current_windows())
+    }
+
+    /// Whether this store's current values are the seed application's map of the
+    /// window holding the watermark (tumbling), rather than each key's latest window.
+    pub fn serves_one_window(&self) -> bool {
+        matches!(self.stage.spec.kind, Kind::Tumbling { .. })
+    }
+}
+
+/// The `serve:` map of current windows (from this instance or gathered).
+pub fn current_map(windows: &[CurrentWindow]) -> BTreeMap<String, serde_json::Value> {
+    windows
+        .iter()
+        .map(|w| (w.key.clone(), w.value.clone()))
+        .collect()
 }

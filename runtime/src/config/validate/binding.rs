@@ -4,7 +4,7 @@ use crate::config::node::{Node, Pos};
 use crate::config::node_de::Located;
 use crate::config::raw::RawBinding;
 use crate::config::units;
-use crate::config::{BindingConfig, BindingKind};
+use crate::config::{BindingConfig, BindingKind, defaults};
 
 use super::{
     Context, Report, dead_letter_topic, function_ref, guarantee, merge_limits, text_map, topic,
@@ -106,7 +106,14 @@ pub(super) fn binding(
         Some(limits) => merge_limits(&at("limits"), limits, &context.limits, report),
         None => context.limits.clone(),
     };
-    let dlq = dead_letter_topic(name, key, &at("dlq"), raw.dlq.as_ref(), report);
+    let dlq = dead_letter_topic(
+        name,
+        key,
+        &at("dlq"),
+        raw.dlq.as_ref(),
+        defaults::dead_letter_topic(name),
+        report,
+    );
     let function = kinds.first().map(|(_, _, f)| f.value.clone());
 
     Some(BindingConfig {

@@ -1,0 +1,323 @@
+//! Each binding and stage builds itself from its config: the running pieces (record
+//! loops, their steps and deliveries, the window store) and what the rest of the app
+//! needs to see of them. `app` only wires what these return; `kfn bench` and the
+//! tests build bindings the same way.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use super::analytics::{Extract, RepartitionStep, WindowStep, repartition_topic};
+use super::delivery::{Pipelined, Transactional};
+use super::supplier::{Supplier, run_supplier};
+use super::wasm_step::{ConsumerStep, FunctionStep, Retry};
+use super::{Activity, Binding, Route, Step, run};
+use crate::config::{self, AnalyticsConfig, BindingConfig, Guarantee};
+use crate::kafka::{KafkaSettings, Sink, Source, TxnSink};
+use crate::observe::{BindingKind, BindingState, BindingStats, EventKind, Events};
+use crate::wasm::{GuestIdentity, Limits, Registry, Worker, World};
+use crate::window::{Operator, Restorer, Stage, WindowStore};
+
+/// What every binding and stage is built with.
+#[derive(Clone)]
+pub struct Context {
+    pub settings: KafkaSettings,
+    /// The shared producer.
+    pub sink: Sink,
+    pub registry: Arc<Registry>,
+    pub events: Events,
+    pub shutdown: CancellationToken,
+}
+
+/// A built binding or stage: its counters, the tasks to spawn, and its store.
+pub struct Built {
+    pub stats: Vec<Arc<BindingStats>>,
+    pub tasks: Vec<BoxFuture<'static, ()>>,
+    /// A stage's window store, with the consumer group and topic whose partition
+    /// assignment says which instance holds which part of it.
+    pub store: Option<(Arc<WindowStore>, String, String)>,
+}
+
+impl Context {
+    fn worker(
+        &self,
+        binding: &str,
+        function: &str,
+        config: &std::collections::BTreeMap<String, String>,
+        limits: &config::Limits,
+        world: World,
+    ) -> Worker {
+        Worker::new(
+            self.registry.engine().clone(),
+            self.registry.slot(function),
+            GuestIdentity {
+                binding: binding.into(),
+                function: function.into(),
+            },
+            config.clone(),
+            Limits {
+                memory_bytes: limits.memory_bytes,
+                cpu_time: limits.cpu_time,
+            },
+            world,
+        )
+    }
+
+    /// A source for `name` on `topic`: exactly-once loops read only committed records
+    /// and commit offsets inside their transactions.
+    fn source(&self, name: &str, topic: &str, guarantee: Guarantee) -> anyhow::Result<Source> {
+        match guarantee {
+            Guarantee::AtLeastOnce => Source::new(&self.settings, name, topic),
+            Guarantee::ExactlyOnce => Source::transactional(&self.settings, name, topic),
+        }
+        .with_context(|| format!("{name}: subscribing to {topic}"))
+    }
+
+    fn binding(&self, route: Route, source: Source, stats: Arc<BindingStats>) -> Binding {
+        Binding {
+            route: Arc::new(route),
+            source,
+            stats,
+            events: self.events.clone(),
+            shutdown: self.shutdown.clone(),
+            activity: None,
+            upstream: None,
+        }
+    }
+}
+
+fn retry(limits: &config::Limits) -> Retry {
+    Retry {
+        attempts: limits.attempts,
+        backoff: limits.retry_backoff,
+    }
+}
+
+/// A `bindings:` entry.
+pub fn build_binding(name: &str, b: &BindingConfig, ctx: &Context) -> anyhow::Result<Built> {
+    let kind = match b.kind {
+        config::BindingKind::Supplier => BindingKind::Supplier,
+        config::BindingKind::Function => BindingKind::Function,
+        config::BindingKind::Consumer => BindingKind::Consumer,
+    };
+    let stats = BindingStats::new(
+        name,
+        kind,
+        Some(b.function.clone()),
+        b.input.clone(),
+        b.output.clone(),
+    );
+    let world = match b.kind {
+        config::BindingKind::Supplier => World::Supplier,
+        config::BindingKind::Consumer => World::Consumer,
+        config::BindingKind::Function => World::Function,
+    };
+    let worker = ctx.worker(name, &b.function, &b.config, &b.limits, world);
+    let task: BoxFuture<'static, ()> = match b.kind {
+        config::BindingKind::Supplier => run_supplier(Supplier {
+            name: name.to_string(),
+            function: b.function.clone(),
+            worker,
+            sink: ctx.sink.clone(),
+            out: b
+                .output
+                .clone()
+                .context("supplier without `out` passed validation")?,
+            every: b
+                .every
+                .context("supplier without `every` passed validation")?,
+            stats: stats.clone(),
+            events: ctx.events.clone(),
+            shutdown: ctx.shutdown.clone(),
+        })
+        .boxed(),
+        _ => {
+            let input = b
+                .input
+                .as_deref()
+                .context("binding without `in` passed validation")?;
+            let binding = ctx.binding(
+                Route {
+                    name: name.to_string(),
+                    function: Some(b.function.clone()),
+                    out: b.output.clone(),
+                    dlq: b.dlq.clone(),
+                },
+                ctx.source(name, input, b.guarantee)?,
+                stats.clone(),
+            );
+            let retry = retry(&b.limits);
+            if b.kind == config::BindingKind::Consumer {
+                run_loop(
+                    ctx.clone(),
+                    b.guarantee,
+                    binding,
+                    ConsumerStep(worker, retry),
+                )
+                .boxed()
+            } else {
+                run_loop(
+                    ctx.clone(),
+                    b.guarantee,
+                    binding,
+                    FunctionStep(worker, retry),
+                )
+                .boxed()
+            }
+        }
+    };
+    Ok(Built {
+        stats: vec![stats],
+        tasks: vec![task],
+        store: None,
+    })
+}
+
+/// An `analytics:` entry: the window step, preceded by a repartition step when the
+/// stage groups by a new key or runs a function.
+pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Result<Built> {
+    let app_id = &ctx.settings.application_id;
+    let stage = Arc::new(Stage::new(name, a, app_id));
+    let store = Arc::new(WindowStore::new(stage.clone()));
+    let extract = Extract {
+        key: a.key.clone(),
+        pointers: stage.aggregates.pointers().to_vec(),
+    };
+    let mut built = Built {
+        stats: Vec::new(),
+        tasks: Vec::new(),
+        store: None,
+    };
+    let (aggregated, upstream) = if a.repartitions() {
+        // Step 1: function and group key, to the repartition topic by group key.
+        let topic = repartition_topic(app_id, name);
+        let step_name = format!("{name}.repartition");
+        let stats = BindingStats::new(
+            &step_name,
+            BindingKind::Repartition,
+            a.function.clone(),
+            Some(a.input.clone()),
+            Some(topic.clone()),
+        );
+        built.stats.push(stats.clone());
+        let activity = Arc::new(Activity::default());
+        let mut binding = ctx.binding(
+            Route {
+                name: step_name.clone(),
+                function: a.function.clone(),
+                out: Some(topic.clone()),
+                dlq: a.dlq.clone(),
+            },
+            ctx.source(&step_name, &a.input, a.guarantee)?,
+            stats,
+        );
+        binding.activity = Some(activity.clone());
+        let step = RepartitionStep {
+            worker: a
+                .function
+                .as_ref()
+                .map(|f| ctx.worker(name, f, &a.config, &a.limits, World::Function)),
+            retry: retry(&a.limits),
+            extract: Extract {
+                key: a.key.clone(),
+                pointers: Vec::new(),
+            },
+        };
+        built
+            .tasks
+            .push(run_loop(ctx.clone(), a.guarantee, binding, step).boxed());
+        (topic, Some(activity))
+    } else {
+        (a.input.clone(), None)
+    };
+
+    // Step 2: the windows, per partition of what is aggregated.
+    let stats = BindingStats::new(
+        name,
+        BindingKind::Analytics,
+        None,
+        Some(aggregated.clone()),
+        a.output.clone(),
+    );
+    built.stats.push(stats.clone());
+    let source = ctx.source(name, &aggregated, a.guarantee)?;
+    let ownership = source.ownership();
+    let restorer = Arc::new(Restorer {
+        settings: ctx.settings.clone(),
+        store: store.clone(),
+        stats: stats.clone(),
+        events: ctx.events.clone(),
+        shutdown: ctx.shutdown.clone(),
+    });
+    let mut binding = ctx.binding(
+        Route {
+            name: name.to_string(),
+            function: None,
+            out: a.output.clone(),
+            dlq: a.dlq.clone(),
+        },
+        source,
+        stats,
+    );
+    binding.upstream = upstream;
+    let step = WindowStep {
+        operator: Operator {
+            store: store.clone(),
+            restorer,
+            ownership,
+        },
+        extract,
+        direct: !a.repartitions(),
+    };
+    built
+        .tasks
+        .push(run_loop(ctx.clone(), a.guarantee, binding, step).boxed());
+    built.store = Some((store, ctx.settings.group_id(name), aggregated));
+    Ok(built)
+}
+
+/// Runs a record loop with the delivery its guarantee needs. Under exactly-once the
+/// transactional producer is registered first, which aborts whatever this instance's
+/// predecessor left open, so that restoring state reads settled data.
+async fn run_loop<S: Step + 'static>(
+    ctx: Context,
+    guarantee: Guarantee,
+    binding: Binding,
+    step: S,
+) {
+    if guarantee == Guarantee::AtLeastOnce {
+        return run(binding, step, Pipelined::new(ctx.sink.clone())).await;
+    }
+    let name = binding.route.name.clone();
+    if ctx.settings.embedded {
+        binding.events.emit(
+            EventKind::Info,
+            &name,
+            "exactly-once on the embedded broker: transactions are accepted but not enforced (use a real cluster)",
+        );
+    }
+    let settings = ctx.settings.clone();
+    let txn_name = name.clone();
+    match tokio::task::spawn_blocking(move || TxnSink::new(&settings, &txn_name)).await {
+        Ok(Ok(txn)) => {
+            let delivery = Transactional::new(ctx.settings.clone(), &name, txn);
+            run(binding, step, delivery).await
+        }
+        Ok(Err(e)) => {
+            let reason = format!("cannot start transactions: {e}");
+            tracing::error!(binding = %name, "{reason}");
+            binding
+                .events
+                .emit(EventKind::Broker, &name, reason.clone());
+            binding.stats.set_state(BindingState::Stopped, Some(reason));
+        }
+        Err(e) => {
+            binding
+                .stats
+                .set_state(BindingState::Stopped, Some(e.to_string()));
+        }
+    }
+}

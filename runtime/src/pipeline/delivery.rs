@@ -1,0 +1,626 @@
+//! How the record loop makes a batch's effects durable: the one thing that differs
+//! between `at-least-once` ([`Pipelined`]) and `exactly-once` ([`Transactional`]).
+//!
+//! A batch is the records a step handled (each with its outputs and, if it failed,
+//! its dead letter) plus the step's [`Effects`] (state changes, results, and what
+//! must follow them). Under both guarantees a record's effects are durable before
+//! its offset moves, an output the broker refuses for good dead-letters its record,
+//! and the counters move once, when the batch is durable.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::{FuturesOrdered, StreamExt};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::time::Instant;
+
+use super::{Done, Refusal, Route};
+use crate::kafka::{KafkaSettings, Sink, Source, TxnSink, dead_letter, is_permanent};
+use crate::observe::EventKind;
+use crate::record::{Effects, Output};
+
+/// Records whose effects are still being acknowledged, per binding (at-least-once).
+pub const MAX_IN_FLIGHT: usize = 2_000;
+/// How long a transaction stays open at most (exactly-once): Kafka Streams commits
+/// every 100 ms under exactly-once too. Larger transactions cost the broker less;
+/// shorter ones make results visible to `read_committed` readers sooner.
+pub const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+/// Records per transaction at most.
+pub const MAX_TXN_RECORDS: usize = 5_000;
+/// Fatal producer errors in a row (e.g. the broker expired a transaction during an
+/// outage) met with a new producer before the binding gives up.
+const MAX_NEW_PRODUCERS: u32 = 3;
+
+/// What became durable: records to acknowledge, and what to count.
+#[derive(Debug, Default)]
+pub struct Settled {
+    /// (partition, offset, lease) of each record, in input order (at-least-once).
+    pub acks: Vec<(i32, i64, u64)>,
+    pub records: u64,
+    /// Outputs to the user's topics (records' outputs and window results).
+    pub outputs: u64,
+    /// Records that failed.
+    pub errors: u64,
+    pub dead_lettered: u64,
+    /// Records late for some or all of their windows.
+    pub late: u64,
+}
+
+impl Settled {
+    fn add(&mut self, other: Settled) {
+        self.acks.extend(other.acks);
+        self.records += other.records;
+        self.outputs += other.outputs;
+        self.errors += other.errors;
+        self.dead_lettered += other.dead_lettered;
+        self.late += other.late;
+    }
+}
+
+/// Why a transaction did not commit; its records are read and processed again.
+#[derive(Debug)]
+pub struct Aborted {
+    pub message: String,
+    /// The first offset of each partition the transaction held, to read again from.
+    pub first: BTreeMap<i32, i64>,
+    /// Records whose output (or dead letter) the broker refused for good: next time
+    /// they are dead-lettered (or skipped).
+    pub refused: Vec<((i32, i64), Refusal)>,
+    /// Going on is pointless (the producer cannot be replaced).
+    pub stop: bool,
+}
+
+/// How a record loop makes effects durable.
+pub trait Delivery: Send {
+    /// Whether another batch may be read now.
+    fn has_room(&self) -> bool;
+    /// Whether effects are still on their way (the loop is busy).
+    fn in_flight(&self) -> bool;
+    /// Whether the step should flush its held-back state after every batch (its
+    /// changes then travel with that batch) rather than before each commit.
+    fn flush_each_batch(&self) -> bool;
+    /// Takes a handled batch (no records: a tick's effects) and starts sending it.
+    fn deliver(&mut self, route: &Arc<Route>, done: Vec<Done>, fx: Effects);
+    /// The next batch that became durable (at-least-once); `None` if none is on its
+    /// way. Cancel-safe.
+    fn settled(&mut self) -> impl Future<Output = Option<Settled>> + Send;
+    /// When the open transaction should commit, if one is open.
+    fn commit_due(&self) -> Option<Instant>;
+    /// Commits the open transaction with its input offsets.
+    fn commit(&mut self, source: &Source) -> impl Future<Output = Result<Settled, Aborted>> + Send;
+    /// Waits for everything still on its way (shutdown).
+    fn finish(self) -> impl Future<Output = Vec<Settled>> + Send;
+}
+
+/// At-least-once: each batch is sent at once; it settles when every effect of it is
+/// acknowledged, and batches settle in input order.
+pub struct Pipelined {
+    sink: Sink,
+    batches: FuturesOrdered<BoxFuture<'static, Settled>>,
+    records: usize,
+}
+
+impl Pipelined {
+    pub fn new(sink: Sink) -> Self {
+        Self {
+            sink,
+            batches: FuturesOrdered::new(),
+            records: 0,
+        }
+    }
+}
+
+impl Delivery for Pipelined {
+    fn has_room(&self) -> bool {
+        self.records < MAX_IN_FLIGHT
+    }
+
+    fn in_flight(&self) -> bool {
+        !self.batches.is_empty()
+    }
+
+    fn flush_each_batch(&self) -> bool {
+        true
+    }
+
+    fn deliver(&mut self, route: &Arc<Route>, done: Vec<Done>, fx: Effects) {
+        self.records += done.len();
+        let records: Vec<_> = done
+            .into_iter()
+            .map(|d| deliver_record(&self.sink, route, d))
+            .collect();
+        let (sink, route) = (self.sink.clone(), route.clone());
+        let changes = send_all(&sink, fx.changes);
+        let results = send_all(&sink, fx.results);
+        let after = fx.after;
+        self.batches.push_back(Box::pin(async move {
+            let mut s = Settled::default();
+            let (records, changes, results) = futures::join!(
+                futures::future::join_all(records),
+                futures::future::join_all(changes),
+                futures::future::join_all(results),
+            );
+            for r in records {
+                s.add(r);
+            }
+            s.outputs += results.iter().filter(|r| r.is_ok()).count() as u64;
+            report_refused(&route, changes.into_iter().chain(results));
+            // Closed-markers only once the results they follow are durable: a crash in
+            // between publishes a result twice rather than never.
+            let after = futures::future::join_all(send_all(&sink, after)).await;
+            report_refused(&route, after);
+            s
+        }));
+    }
+
+    async fn settled(&mut self) -> Option<Settled> {
+        let s = self.batches.next().await?;
+        self.records -= s.records as usize;
+        Some(s)
+    }
+
+    fn commit_due(&self) -> Option<Instant> {
+        None
+    }
+
+    async fn commit(&mut self, _: &Source) -> Result<Settled, Aborted> {
+        Ok(Settled::default())
+    }
+
+    async fn finish(mut self) -> Vec<Settled> {
+        let mut all = Vec::new();
+        while let Some(s) = self.batches.next().await {
+            all.push(s);
+        }
+        all
+    }
+}
+
+/// Aborts the open transaction (blocking, so on the blocking pool).
+async fn abort(txn: Arc<TxnSink>) {
+    let _ = tokio::task::spawn_blocking(move || txn.abort()).await;
+}
+
+type Ack = BoxFuture<'static, Result<(i32, i64), KafkaError>>;
+
+fn send_all(sink: &Sink, outputs: Vec<Output>) -> Vec<Ack> {
+    outputs
+        .into_iter()
+        .map(|o| {
+            let topic = o.topic.clone().unwrap_or_default();
+            Box::pin(sink.deliver(topic, o)) as Ack
+        })
+        .collect()
+}
+
+fn report_refused(
+    route: &Route,
+    results: impl IntoIterator<Item = Result<(i32, i64), KafkaError>>,
+) {
+    for e in results.into_iter().filter_map(Result::err) {
+        tracing::error!(binding = %route.name, error = %e, "the broker refused a state change or result for good");
+    }
+}
+
+/// The topic of a record's output, or why it has none.
+fn topic_of(route: &Route, o: &Output) -> Result<String, String> {
+    o.topic
+        .clone()
+        .or_else(|| route.out.clone())
+        .ok_or_else(|| {
+            format!(
+                "the function returned an output without a topic, and binding '{}' has no 'out'",
+                route.name
+            )
+        })
+}
+
+/// Sends one record's outputs (now) and, if it failed or an output is refused for
+/// good, its dead letter; settles as that record.
+fn deliver_record(sink: &Sink, route: &Arc<Route>, d: Done) -> BoxFuture<'static, Settled> {
+    let mut failure = d.failure;
+    let mut sends = Vec::with_capacity(d.outputs.len());
+    for o in d.outputs {
+        match topic_of(route, &o) {
+            Ok(topic) => sends.push(sink.deliver(topic, o)),
+            Err(error) => {
+                failure.get_or_insert(super::Failure {
+                    error,
+                    kind: EventKind::RecordFailed,
+                    attempts: 1,
+                });
+            }
+        }
+    }
+    let (sink, route, record) = (sink.clone(), route.clone(), d.record);
+    Box::pin(async move {
+        let mut s = Settled {
+            acks: vec![(record.partition, record.offset, record.lease)],
+            records: 1,
+            ..Settled::default()
+        };
+        for result in futures::future::join_all(sends).await {
+            match result {
+                Ok(_) => s.outputs += 1,
+                Err(e) => {
+                    // The broker refused an output for good (e.g. too large): the input
+                    // is dead-lettered with the reason.
+                    let error = format!("an output was rejected by the broker: {e}");
+                    tracing::warn!(binding = %route.name, topic = %record.topic, partition = record.partition, offset = record.offset, "{error}");
+                    failure.get_or_insert(super::Failure {
+                        error,
+                        kind: EventKind::RecordFailed,
+                        attempts: 1,
+                    });
+                }
+            }
+        }
+        if let Some(f) = failure {
+            s.errors = 1;
+            s.late = u64::from(f.kind == EventKind::LateRecord);
+            let letter = dead_letter(
+                &record,
+                &route.name,
+                route.function.as_deref(),
+                &f.error,
+                f.attempts,
+            );
+            match sink.deliver(route.dlq.clone(), letter).await {
+                Ok(_) => s.dead_lettered = 1,
+                Err(e) => {
+                    tracing::error!(dlq = %route.dlq, error = %e, "dead-letter topic refused the record")
+                }
+            }
+        }
+        s
+    })
+}
+
+/// Exactly-once: batches go into one open Kafka transaction, which commits with the
+/// input offsets of its records when due.
+pub struct Transactional {
+    settings: KafkaSettings,
+    name: String,
+    txn: Arc<TxnSink>,
+    sink: Sink,
+    open: Option<Open>,
+    new_producers: u32,
+}
+
+/// Who a send in a transaction belongs to.
+#[derive(Debug, Clone, Copy)]
+enum Owner {
+    /// An output of record `i`.
+    Output(usize),
+    /// The dead letter of record `i`.
+    DeadLetter(usize),
+    /// A state change or closed-marker.
+    State,
+    /// A result for the user's topic.
+    Result,
+}
+
+struct InTxn {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    lease: u64,
+    failure: Option<EventKind>,
+}
+
+struct Open {
+    started: Instant,
+    /// `begin` failed: the transaction can only be aborted.
+    broken: Option<KafkaError>,
+    records: Vec<InTxn>,
+    sends: Vec<(Owner, Ack)>,
+}
+
+impl Transactional {
+    /// `txn` must have registered its transactional id already (which aborts what a
+    /// predecessor left open); `settings` make a new producer if it fails for good.
+    pub fn new(settings: KafkaSettings, name: &str, txn: TxnSink) -> Self {
+        Self {
+            settings,
+            name: name.to_string(),
+            sink: txn.sink(),
+            txn: Arc::new(txn),
+            open: None,
+            new_producers: 0,
+        }
+    }
+
+    fn send(&self, open: &mut Open, owner: Owner, topic: String, o: Output) {
+        if open.broken.is_none() {
+            open.sends
+                .push((owner, Box::pin(self.sink.deliver_once(topic, o))));
+        }
+    }
+
+    /// A fatal error (e.g. fenced, or the broker expired the transaction while it
+    /// was away): a new producer with the same transactional id goes on, up to a
+    /// limit. Returns whether it did.
+    async fn replace_producer(&mut self, why: &str) -> Result<(), String> {
+        self.new_producers += 1;
+        if self.new_producers > MAX_NEW_PRODUCERS {
+            return Err(format!(
+                "{} producers in a row failed",
+                self.new_producers - 1
+            ));
+        }
+        tracing::warn!(binding = %self.name, "transactional producer failed ({why}); starting a new one");
+        let (settings, name) = (self.settings.clone(), self.name.clone());
+        let new = tokio::task::spawn_blocking(move || TxnSink::new(&settings, &name))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let old = std::mem::replace(&mut self.txn, Arc::new(new));
+        self.sink = self.txn.sink();
+        tokio::task::spawn_blocking(move || drop(old));
+        Ok(())
+    }
+
+    /// Aborts, replacing the producer if `fatal`.
+    async fn aborted(
+        &mut self,
+        message: String,
+        fatal: bool,
+        first: BTreeMap<i32, i64>,
+        refused: Vec<((i32, i64), Refusal)>,
+    ) -> Aborted {
+        abort(self.txn.clone()).await;
+        let stop = if fatal {
+            match self.replace_producer(&message).await {
+                Ok(()) => None,
+                Err(e) => Some(e),
+            }
+        } else {
+            None
+        };
+        Aborted {
+            message: match &stop {
+                Some(e) => format!("{message} ({e})"),
+                None => message,
+            },
+            first,
+            refused,
+            stop: stop.is_some(),
+        }
+    }
+}
+
+impl Delivery for Transactional {
+    fn has_room(&self) -> bool {
+        self.open
+            .as_ref()
+            .is_none_or(|o| o.records.len() < MAX_TXN_RECORDS)
+    }
+
+    fn in_flight(&self) -> bool {
+        self.open.is_some()
+    }
+
+    fn flush_each_batch(&self) -> bool {
+        false
+    }
+
+    fn deliver(&mut self, route: &Arc<Route>, done: Vec<Done>, fx: Effects) {
+        let mut open = self.open.take().unwrap_or_else(|| Open {
+            started: Instant::now(),
+            broken: self.txn.begin().err(),
+            records: Vec::new(),
+            sends: Vec::new(),
+        });
+        for d in done {
+            let i = open.records.len();
+            let mut failure = d.failure;
+            for o in d.outputs {
+                match topic_of(route, &o) {
+                    Ok(topic) => self.send(&mut open, Owner::Output(i), topic, o),
+                    Err(error) => {
+                        failure.get_or_insert(super::Failure {
+                            error,
+                            kind: EventKind::RecordFailed,
+                            attempts: 1,
+                        });
+                    }
+                }
+            }
+            if let Some(f) = &failure {
+                let letter = dead_letter(
+                    &d.record,
+                    &route.name,
+                    route.function.as_deref(),
+                    &f.error,
+                    f.attempts,
+                );
+                self.send(&mut open, Owner::DeadLetter(i), route.dlq.clone(), letter);
+            }
+            open.records.push(InTxn {
+                topic: d.record.topic,
+                partition: d.record.partition,
+                offset: d.record.offset,
+                lease: d.record.lease,
+                failure: failure.map(|f| f.kind),
+            });
+        }
+        for (owner, outputs) in [
+            (Owner::State, fx.changes),
+            (Owner::Result, fx.results),
+            (Owner::State, fx.after),
+        ] {
+            for o in outputs {
+                let topic = o.topic.clone().unwrap_or_default();
+                self.send(&mut open, owner, topic, o);
+            }
+        }
+        self.open = Some(open);
+    }
+
+    async fn settled(&mut self) -> Option<Settled> {
+        std::future::pending().await
+    }
+
+    fn commit_due(&self) -> Option<Instant> {
+        self.open.as_ref().map(|o| {
+            if o.records.len() >= MAX_TXN_RECORDS {
+                Instant::now()
+            } else {
+                o.started + COMMIT_INTERVAL
+            }
+        })
+    }
+
+    async fn commit(&mut self, source: &Source) -> Result<Settled, Aborted> {
+        let Some(open) = self.open.take() else {
+            return Ok(Settled::default());
+        };
+        // Where to read again from if this does not commit (partitions that moved
+        // are read by their new owner from the committed offset anyway).
+        let mut first: BTreeMap<i32, i64> = BTreeMap::new();
+        for r in &open.records {
+            if source.ownership().lease(r.partition) == Some(r.lease) {
+                let at = first.entry(r.partition).or_insert(r.offset);
+                *at = (*at).min(r.offset);
+            }
+        }
+        if let Some(e) = open.broken {
+            let fatal = TxnSink::is_fatal(&e);
+            return Err(self
+                .aborted(format!("begin: {e}"), fatal, first, Vec::new())
+                .await);
+        }
+        let key = |i: usize| (open.records[i].partition, open.records[i].offset);
+        let mut s = Settled {
+            records: open.records.len() as u64,
+            ..Settled::default()
+        };
+        for r in &open.records {
+            if let Some(kind) = r.failure {
+                s.errors += 1;
+                s.late += u64::from(kind == EventKind::LateRecord);
+            }
+        }
+        let (owners, sends): (Vec<Owner>, Vec<Ack>) = open.sends.into_iter().unzip();
+        let mut refused: Vec<((i32, i64), Refusal)> = Vec::new();
+        let mut failed: Option<KafkaError> = None;
+        for (owner, result) in owners
+            .into_iter()
+            .zip(futures::future::join_all(sends).await)
+        {
+            match (owner, result) {
+                (Owner::Output(_) | Owner::Result, Ok(_)) => s.outputs += 1,
+                (Owner::DeadLetter(_), Ok(_)) => s.dead_lettered += 1,
+                (Owner::State, Ok(_)) => {}
+                (Owner::Output(i), Err(e)) if is_permanent(&e) => refused.push((
+                    key(i),
+                    Refusal {
+                        error: format!("an output was rejected by the broker: {e}"),
+                        dead_letter_refused: false,
+                    },
+                )),
+                (Owner::DeadLetter(i), Err(e)) if is_permanent(&e) => refused.push((
+                    key(i),
+                    Refusal {
+                        error: format!("its dead-letter record was rejected by the broker: {e}"),
+                        dead_letter_refused: true,
+                    },
+                )),
+                (Owner::State | Owner::Result, Err(e)) if is_permanent(&e) => {
+                    return Err(Aborted {
+                        stop: true,
+                        ..self
+                            .aborted(
+                                format!(
+                                    "the broker refused a state change or result for good: {e}"
+                                ),
+                                false,
+                                first,
+                                Vec::new(),
+                            )
+                            .await
+                    });
+                }
+                (_, Err(e)) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if !refused.is_empty() {
+            let message = format!(
+                "{} record(s) with an output the broker refused for good; they are dead-lettered on the next try",
+                refused.len()
+            );
+            return Err(self.aborted(message, false, first, refused).await);
+        }
+        if let Some(e) = failed {
+            let fatal = TxnSink::is_fatal(&e);
+            return Err(self
+                .aborted(format!("send: {e}"), fatal, first, Vec::new())
+                .await);
+        }
+        if open
+            .records
+            .iter()
+            .any(|r| source.ownership().lease(r.partition) != Some(r.lease))
+        {
+            let message = "partitions were reassigned during the transaction".to_string();
+            return Err(self.aborted(message, false, first, Vec::new()).await);
+        }
+        // The next offset to read, per partition.
+        let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+        for r in &open.records {
+            let at = next.entry((&r.topic, r.partition)).or_insert(r.offset + 1);
+            *at = (*at).max(r.offset + 1);
+        }
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), offset) in next {
+            if let Err(e) = offsets.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+                return Err(self
+                    .aborted(format!("offsets: {e}"), false, first, Vec::new())
+                    .await);
+            }
+        }
+        let Some(group) = source.group_metadata() else {
+            let message = "the consumer has no group metadata".to_string();
+            return Err(self.aborted(message, false, first, Vec::new()).await);
+        };
+        let txn = self.txn.clone();
+        let has_offsets = offsets.count() > 0;
+        let committed = tokio::task::spawn_blocking(move || {
+            if has_offsets {
+                txn.commit(&offsets, &group)
+            } else {
+                txn.commit_only()
+            }
+        })
+        .await;
+        match committed {
+            Ok(Ok(())) => {
+                self.new_producers = 0;
+                Ok(s)
+            }
+            Ok(Err(e)) => {
+                let fatal = TxnSink::is_fatal(&e);
+                Err(self
+                    .aborted(format!("commit: {e}"), fatal, first, Vec::new())
+                    .await)
+            }
+            Err(e) => Err(self
+                .aborted(format!("commit task: {e}"), false, first, Vec::new())
+                .await),
+        }
+    }
+
+    async fn finish(mut self) -> Vec<Settled> {
+        // Not committed by the loop (shutdown mid-abort): the next owner reads again.
+        if self.open.take().is_some() {
+            abort(self.txn.clone()).await;
+        }
+        Vec::new()
+    }
+}

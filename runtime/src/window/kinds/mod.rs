@@ -31,7 +31,9 @@ pub fn add(
         Kind::Sliding { difference } => {
             sliding::add(difference, spec.grace, w, ts, values, watermark)
         }
-        Kind::Session { gap } => Ok(session::add(gap, spec.grace, w, ts, values, watermark)),
+        Kind::Session { gap } => Ok(session::add(
+            spec, gap, spec.grace, w, ts, values, watermark,
+        )),
     }
 }
 

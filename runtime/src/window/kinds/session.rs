@@ -12,10 +12,12 @@
 //! one late by itself that bridges it to a newer, open session, and that record
 //! joins the open session only.
 
+use super::super::spec::Spec;
 use super::super::state::KeyWindows;
 use super::Lateness;
 
 pub fn add(
+    spec: &Spec,
     gap: i64,
     grace: i64,
     w: &mut KeyWindows<'_>,
@@ -32,7 +34,9 @@ pub fn add(
         if bounds.1 < ts.saturating_sub(gap) {
             break;
         }
-        if slot.closed {
+        // Closed by the rule, not by when closing last ran: the same input always
+        // gives the same sessions.
+        if slot.closed || spec.close_at(bounds) <= watermark {
             continue;
         }
         merged.push(bounds);

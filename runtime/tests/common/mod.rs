@@ -2,6 +2,7 @@
 //! deadlines, a Kafka reader/writer on the embedded broker, and a minimal HTTP/SSE
 //! client over a real socket.
 #![allow(dead_code)]
+pub mod kstreams;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

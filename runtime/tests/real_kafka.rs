@@ -626,7 +626,7 @@ async fn two_instances_share_a_stage_and_one_survives_the_other() {
     std::fs::create_dir(dir.path().join("functions")).unwrap();
     let yaml = format!(
         "kafka:\n  brokers: {}\n  application-id: scale-{id}\n  properties:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n\
-         analytics:\n  counts: {{ in: {input}, key: /user, window: {{ tumbling: 10m, grace: 24h }}, aggregate: count, guarantee: exactly-once }}\n",
+         analytics:\n  counts: {{ in: {input}, key: /user, window: {{ tumbling: 10m, grace: 24h }}, aggregate: count, serve: /counts, guarantee: exactly-once }}\n",
         bootstrap()
     );
     std::fs::write(dir.path().join("kfn.yaml"), yaml).unwrap();
@@ -676,6 +676,14 @@ async fn two_instances_share_a_stage_and_one_survives_the_other() {
             .filter(|i| !i["partitions"].as_array().unwrap().is_empty())
             .collect();
         assert_eq!(sources.len(), 2, "both instances answered: {answer}");
+        // The store's SSE route gathers from both instances too: every user shows.
+        let http: std::net::SocketAddr = http.parse().unwrap();
+        eventually(LONG, "every user on the SSE route", async || {
+            let events = common::sse(http, "/counts", 1, LONG).await;
+            let map: serde_json::Value = serde_json::from_str(&events[0]).unwrap();
+            (map.as_object().unwrap().len() == 97).then_some(())
+        })
+        .await;
     }
 
     // Half-way, instance a dies.
@@ -718,4 +726,350 @@ async fn two_instances_share_a_stage_and_one_survives_the_other() {
         "every window's count equals the independent count"
     );
     assert!(b.terminate(Duration::from_secs(30)).success());
+}
+
+/// A kfn app in a new folder: `kfn.yaml` with `body` after the kafka section, and the
+/// probe guest in `functions/`.
+fn app(id: &str, properties: &str, body: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("functions")).unwrap();
+    std::fs::copy(
+        common::guest("probe"),
+        dir.path().join("functions/probe.wasm"),
+    )
+    .unwrap();
+    let yaml = format!(
+        "kafka:\n  brokers: {}\n  application-id: app-{id}\n  properties:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n{properties}{body}",
+        bootstrap()
+    );
+    std::fs::write(dir.path().join("kfn.yaml"), yaml).unwrap();
+    dir
+}
+
+/// The binding `name` as `/api/bindings` shows it.
+async fn binding_info(http: &str, name: &str) -> serde_json::Value {
+    let all = common::get_json(http.parse().unwrap(), "/api/bindings").await;
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == name)
+        .unwrap_or_else(|| panic!("no binding {name} in {all}"))
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real Kafka broker: see the module docs"]
+async fn an_output_the_broker_refuses_is_dead_lettered_under_both_guarantees() {
+    // A 3 MB output against the broker's 1 MB limit: refused by the client itself
+    // (librdkafka's own message.max.bytes), or — with the client's limit raised — by
+    // the broker, inside the transaction under exactly-once.
+    for guarantee in ["at-least-once", "exactly-once"] {
+        for refused_by in ["client", "broker"] {
+            let id = format!("{}-{guarantee}-{refused_by}", unique());
+            let (input, output) = (format!("big-in-{id}"), format!("big-out-{id}"));
+            let dlq = format!("big-dlq-{id}");
+            create_topic(&input, 1);
+            create_topic(&output, 1);
+            let properties = if refused_by == "broker" {
+                "    message.max.bytes: 10000000\n"
+            } else {
+                ""
+            };
+            let dir = app(
+                &id,
+                properties,
+                &format!(
+                    "bindings:\n  probe: {{ function: probe, in: {input}, out: {output}, dlq: {dlq}, guarantee: {guarantee} }}\n"
+                ),
+            );
+            let kfn = Kfn::start(dir.path());
+            let p = producer(&bootstrap());
+            for i in 0..10 {
+                let value = if i == 4 {
+                    "big:3000000".to_string()
+                } else {
+                    i.to_string()
+                };
+                p.send(
+                    FutureRecord::to(&input).key("k").payload(&value),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .expect("produce");
+            }
+            let what = format!("{guarantee}, refused by the {refused_by}");
+            let out = common::read_n(&reader(&bootstrap(), &output), 9, LONG).await;
+            let mut values: Vec<String> = out.iter().map(|r| r.value.clone()).collect();
+            values.sort();
+            let want: Vec<String> = (0..10)
+                .filter(|i| *i != 4)
+                .map(|i| format!("probe-v1:{i}"))
+                .collect();
+            assert_eq!(
+                values, want,
+                "{what}: the records after it come out, once each"
+            );
+            let letters = common::read_n(&reader(&bootstrap(), &dlq), 1, LONG).await;
+            let letter = &letters[0];
+            assert_eq!(
+                letter.header("kfn-source-topic"),
+                Some(input.as_str()),
+                "{what}"
+            );
+            assert_eq!(letter.value, "big:3000000", "{what}: the input itself");
+            let error = letter.header("kfn-error").unwrap();
+            assert!(
+                error.contains("rejected by the broker")
+                    && error.to_lowercase().contains("too large"),
+                "{what}: {error}"
+            );
+            let info = eventually(LONG, "the counters to settle", async || {
+                let b = binding_info(&kfn.http, "probe").await;
+                (b["records_in"] == 10).then_some(b)
+            })
+            .await;
+            assert_eq!(
+                (
+                    &info["records_in"],
+                    &info["records_out"],
+                    &info["errors"],
+                    &info["dead_lettered"],
+                    &info["status"]
+                ),
+                (
+                    &10.into(),
+                    &9.into(),
+                    &1.into(),
+                    &1.into(),
+                    &"running".into()
+                ),
+                "{what}: {info}"
+            );
+            // Nothing more arrives: no replay loop.
+            let more =
+                read_until_quiet(&reader(&bootstrap(), &output), Duration::from_secs(3)).await;
+            assert_eq!(more.len(), 9, "{what}: no duplicates");
+            assert_eq!(
+                binding_info(&kfn.http, "probe").await["records_in"],
+                10,
+                "{what}: each record counted once"
+            );
+            assert!(kfn.terminate(Duration::from_secs(30)).success());
+        }
+    }
+}
+
+/// Records produced now, stamped with their produce time, at about `per_sec`: record
+/// `i` has value `{"name":"k{i % keys}","n":i}`. Returns the producer task and the
+/// (key, timestamp) of every record sent.
+#[allow(clippy::type_complexity)]
+fn produce_stamped(
+    topic: String,
+    count: u32,
+    per_sec: u32,
+    keys: u32,
+) -> (
+    tokio::task::JoinHandle<()>,
+    Arc<AtomicU32>,
+    Arc<std::sync::Mutex<Vec<(String, i64)>>>,
+) {
+    let stamps = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = stamps.clone();
+    let (handle, sent) = produce_paced(topic, count, per_sec, move |i| {
+        let (key, ts) = (format!("k{}", i % keys), kfn::record::now_ms());
+        log.lock().unwrap().push((key.clone(), ts));
+        (
+            format!("r{i}"),
+            format!(r#"{{"name":"{key}","n":{i}}}"#),
+            Some(ts),
+        )
+    });
+    (handle, sent, stamps)
+}
+
+/// Count per (key, window start) of `size`-ms tumbling windows.
+fn tumbling_counts(stamps: &[(String, i64)], size: i64) -> BTreeMap<(String, i64), u64> {
+    let mut counts = BTreeMap::new();
+    for (key, ts) in stamps {
+        *counts.entry((key.clone(), ts - ts % size)).or_default() += 1;
+    }
+    counts
+}
+
+/// Final results on `topic`, read committed: count per (key, start), and how many
+/// times each window was reported.
+async fn finals(topic: &str) -> (BTreeMap<(String, i64), u64>, BTreeMap<(String, i64), u32>) {
+    let (mut values, mut times) = (BTreeMap::new(), BTreeMap::new());
+    for r in read_until_quiet(&reader(&bootstrap(), topic), Duration::from_secs(3)).await {
+        let v: serde_json::Value = serde_json::from_str(&r.value).unwrap();
+        assert_eq!(v["final"], true, "{v}");
+        let id = (
+            v["key"].as_str().unwrap().to_string(),
+            v["start"].as_i64().unwrap(),
+        );
+        values.insert(id.clone(), v["value"].as_u64().unwrap());
+        *times.entry(id).or_default() += 1;
+    }
+    (values, times)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real Kafka broker: see the module docs"]
+async fn exactly_once_windows_closing_throughout_survive_kill_9_five_times() {
+    let id = unique();
+    let (input, output) = (format!("win-in-{id}"), format!("win-out-{id}"));
+    create_topic(&input, 6);
+    create_topic(&output, 6);
+    // Grouped by a value field (repartitioned), 2 s windows, no grace: every window
+    // closes while kfn is killed and restarted around it.
+    let dir = app(
+        &id,
+        "",
+        &format!(
+            "analytics:\n  counts: {{ in: {input}, key: /name, window: {{ tumbling: 2s }}, aggregate: count, out: {output}, guarantee: exactly-once }}\n"
+        ),
+    );
+    let dlq = format!("app-{id}.counts.dlq");
+    let kfn = Kfn::start(dir.path());
+    // Produce only once kfn reads: a first contact with a backlog is not what this tests.
+    eventually(LONG, "kfn to hold its partitions", async || {
+        let b = binding_info(&kfn.http, "counts").await;
+        (b["status"] == "running").then_some(())
+    })
+    .await;
+    let total = 100_000;
+    let (producing, sent, stamps) = produce_stamped(input.clone(), total, 5_000, 16);
+    let mut kfn = Some(kfn);
+    let mut rng_state = kfn::record::now_ms() as u64 | 1;
+    for round in 1..=5 {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        let wait = 1_500 + rng_state % 2_500;
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        eprintln!(
+            "windows round {round}: kill -9 after {wait} ms ({} produced so far)",
+            sent.load(Ordering::Relaxed)
+        );
+        kfn.take().unwrap().kill9();
+        kfn = Some(Kfn::start(dir.path()));
+    }
+    producing.await.unwrap();
+    let expected = tumbling_counts(&stamps.lock().unwrap(), 2_000);
+    // The last windows close on idle (5 s) once the input stops.
+    let (got, times) = eventually(LONG, "every window's final result", async || {
+        let (got, times) = finals(&output).await;
+        (got.len() >= expected.len()).then_some((got, times))
+    })
+    .await;
+    let twice: Vec<_> = times.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "windows reported more than once: {twice:?}"
+    );
+    let wrong: Vec<_> = expected
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k:?}: expected {v}, got {:?}", got.get(k)))
+        .collect();
+    assert!(
+        wrong.is_empty() && got.len() == expected.len(),
+        "{} windows expected, {} reported; wrong: {wrong:?}",
+        expected.len(),
+        got.len()
+    );
+    let late = read_until_quiet(&reader(&bootstrap(), &dlq), Duration::from_secs(3)).await;
+    assert!(
+        late.is_empty(),
+        "on-time records dead-lettered: {:?}",
+        &late[..late.len().min(3)]
+    );
+    assert!(kfn.unwrap().terminate(Duration::from_secs(30)).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real Kafka broker: see the module docs"]
+async fn a_consumer_seconds_behind_makes_nothing_late_and_an_idle_input_still_closes() {
+    for guarantee in ["at-least-once", "exactly-once"] {
+        seconds_behind(guarantee).await;
+    }
+}
+
+async fn seconds_behind(guarantee: &str) {
+    let id = format!("{}-{guarantee}", unique());
+    let (input, output) = (format!("lag-in-{id}"), format!("lag-out-{id}"));
+    create_topic(&input, 6);
+    create_topic(&output, 6);
+    let dir = app(
+        &id,
+        "",
+        &format!(
+            "analytics:\n  counts: {{ in: {input}, key: /name, window: {{ tumbling: 1s, idle: 2s }}, aggregate: count, out: {output}, guarantee: {guarantee} }}\n"
+        ),
+    );
+    let dlq = format!("app-{id}.counts.dlq");
+    // Six seconds of input before kfn starts: it begins seconds behind, reading every
+    // partition's backlog in chunks, one partition ahead of the others.
+    let total = 60_000;
+    let (producing, sent, stamps) = produce_stamped(input.clone(), total, 5_000, 8);
+    eventually(LONG, "a backlog", async || {
+        (sent.load(Ordering::Relaxed) >= 30_000).then_some(())
+    })
+    .await;
+    let kfn = Kfn::start(dir.path());
+    producing.await.unwrap();
+    let stopped = kfn::record::now_ms();
+    let expected = tumbling_counts(&stamps.lock().unwrap(), 1_000);
+    let last_end = expected
+        .keys()
+        .map(|(_, start)| start + 1_000)
+        .max()
+        .unwrap();
+    let out = reader(&bootstrap(), &output);
+    let mut got = BTreeMap::new();
+    let mut last_seen = 0;
+    let deadline = std::time::Instant::now() + LONG;
+    while got.len() < expected.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {} windows",
+            got.len(),
+            expected.len()
+        );
+        for r in common::read_some(&out, 10_000, Duration::from_millis(200)).await {
+            let v: serde_json::Value = serde_json::from_str(&r.value).unwrap();
+            let id = (
+                v["key"].as_str().unwrap().to_string(),
+                v["start"].as_i64().unwrap(),
+            );
+            if id.1 + 1_000 == last_end {
+                last_seen = kfn::record::now_ms();
+            }
+            got.insert(id, v["value"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(
+        got, expected,
+        "every window's final count equals the independent count"
+    );
+    let late = read_until_quiet(&reader(&bootstrap(), &dlq), Duration::from_secs(3)).await;
+    assert!(
+        late.is_empty(),
+        "on-time records dead-lettered: {:?}",
+        &late[..late.len().min(3)]
+    );
+    // The last window closes once the input has been idle for 2 s: within that plus
+    // a second of the later of its end and the last record.
+    let due = last_end.max(stopped) + 2_000;
+    eprintln!(
+        "idle close ({guarantee}): last window [{}, {last_end}) final {} ms after it was due (input stopped at {stopped})",
+        last_end - 1_000,
+        last_seen - due
+    );
+    assert!(
+        last_seen <= due + 1_000,
+        "last window final at {last_seen}, due at {due}"
+    );
+    assert!(kfn.terminate(Duration::from_secs(30)).success());
 }

@@ -100,27 +100,26 @@ async fn run(stage: &Stage, events: &[Event], restore_at: usize, seed: u64) -> O
     let mut state = PartitionState::new(stage, 0, Instant::now());
     let mut log: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
     let mut out = Outcome::default();
-    let mut drain =
-        |fx: Effects, log: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>, out: &mut Outcome| {
-            for o in fx.changes.into_iter().chain(fx.after) {
-                let value = (!o.tombstone).then_some(o.value);
-                log.insert(o.key.expect("changelog records are keyed"), value);
-            }
-            for r in fx.results {
-                let v: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
-                assert_eq!(v["final"], true, "emit: final");
-                let id = (
-                    v["key"].as_str().unwrap().to_string(),
-                    v["start"].as_i64().unwrap(),
-                    v["end"].as_i64().unwrap(),
-                );
-                let value = v["value"].as_u64().unwrap();
-                assert!(
-                    out.finals.insert(id.clone(), value).is_none(),
-                    "window {id:?} reported final twice"
-                );
-            }
-        };
+    let drain = |fx: Effects, log: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>, out: &mut Outcome| {
+        for o in fx.changes.into_iter().chain(fx.after) {
+            let value = (!o.tombstone).then_some(o.value);
+            log.insert(o.key.expect("changelog records are keyed"), value);
+        }
+        for r in fx.results {
+            let v: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
+            assert_eq!(v["final"], true, "emit: final");
+            let id = (
+                v["key"].as_str().unwrap().to_string(),
+                v["start"].as_i64().unwrap(),
+                v["end"].as_i64().unwrap(),
+            );
+            let value = v["value"].as_u64().unwrap();
+            assert!(
+                out.finals.insert(id.clone(), value).is_none(),
+                "window {id:?} reported final twice"
+            );
+        }
+    };
     let flush = |state: &mut PartitionState| {
         let mut fx = Effects::default();
         state.close_due(stage, Instant::now(), true, &mut fx);

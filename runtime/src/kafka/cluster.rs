@@ -13,6 +13,68 @@ use rdkafka::producer::Producer;
 
 use super::{Sink, advertised_in};
 
+/// How many partitions `topic` has, asked with a short-lived client of its own.
+/// Blocking.
+pub fn partition_count(settings: &super::KafkaSettings, topic: &str) -> Result<usize, KafkaError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let client: BaseConsumer = settings.consumer("metadata").create()?;
+    let metadata = client.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let n = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map_or(0, |t| t.partitions().len());
+    if n == 0 {
+        return Err(KafkaError::MetadataFetch(
+            rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+        ));
+    }
+    Ok(n)
+}
+
+/// The partitions of `topic` with records `group` has not committed yet: more than
+/// one offset between its committed offset and the end. One is not counted: a
+/// transactional writer's commit marker sits there after its last record. Blocking.
+pub fn behind(
+    settings: &super::KafkaSettings,
+    group_binding: &str,
+    topic: &str,
+) -> Result<std::collections::BTreeSet<i32>, KafkaError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let timeout = Duration::from_secs(5);
+    // A client in the group's name that never joins it: it only reads its offsets.
+    let client: BaseConsumer = settings
+        .consumer(group_binding)
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let metadata = client.fetch_metadata(Some(topic), timeout)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut list = TopicPartitionList::new();
+    for p in &partitions {
+        list.add_partition(topic, *p);
+    }
+    let committed = client.committed_offsets(list, timeout)?;
+    let mut behind = std::collections::BTreeSet::new();
+    for p in partitions {
+        let (low, high) = client.fetch_watermarks(topic, p, timeout)?;
+        let at = match committed.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(at)) => at,
+            _ => low,
+        };
+        if high - at > 1 {
+            behind.insert(p);
+        }
+    }
+    drop(committed); // before the client: a live list can hang its drop
+    Ok(behind)
+}
+
 impl Sink {
     /// How many partitions `topic` has (`None`: it does not exist). Blocking.
     pub fn partition_count(

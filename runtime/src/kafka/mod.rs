@@ -11,6 +11,7 @@
 //!   ([`Sink::partition_owners`]).
 
 mod cluster;
+pub use cluster::{behind, partition_count};
 pub mod embedded;
 mod replay;
 mod settings;

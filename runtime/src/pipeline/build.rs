@@ -19,7 +19,7 @@ use crate::config::{self, AnalyticsConfig, BindingConfig, Guarantee};
 use crate::kafka::{KafkaSettings, Sink, Source, TxnSink};
 use crate::observe::{BindingKind, BindingState, BindingStats, EventKind, Events};
 use crate::wasm::{GuestIdentity, Limits, Registry, Worker, World};
-use crate::window::{Operator, Restorer, Stage, WindowStore};
+use crate::window::{Behind, Operator, Restorer, Stage, WindowStore};
 
 /// What every binding and stage is built with.
 #[derive(Clone)]
@@ -191,6 +191,7 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
         tasks: Vec::new(),
         store: None,
     };
+    let mut behind = None;
     let (aggregated, upstream) = if a.repartitions() {
         // Step 1: function and group key, to the repartition topic by group key.
         let topic = repartition_topic(app_id, name);
@@ -229,6 +230,11 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
         built
             .tasks
             .push(run_loop(ctx.clone(), a.guarantee, binding, step).boxed());
+        let lag = Arc::new(Behind::default());
+        built
+            .tasks
+            .push(probe_behind(ctx.clone(), step_name, a.input.clone(), lag.clone()).boxed());
+        behind = Some(lag);
         (topic, Some(activity))
     } else {
         (a.input.clone(), None)
@@ -268,6 +274,9 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
             store: store.clone(),
             restorer,
             ownership,
+            sources_from: a.repartitions().then(|| a.input.clone()),
+            sources: None,
+            behind: behind.clone(),
         },
         extract,
         direct: !a.repartitions(),
@@ -277,6 +286,34 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
         .push(run_loop(ctx.clone(), a.guarantee, binding, step).boxed());
     built.store = Some((store, ctx.settings.group_id(name), aggregated));
     Ok(built)
+}
+
+/// How often a repartitioned stage asks which input partitions the step before it
+/// has not caught up with.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Keeps `behind` up to date with the partitions of `topic` that the repartition
+/// step `step` (on any instance) still has records of: windows wait for those, however
+/// long their partition is silent (e.g. while it waits for a new owner).
+async fn probe_behind(ctx: Context, step: String, topic: String, behind: Arc<Behind>) {
+    let mut tick = tokio::time::interval(PROBE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let (settings, step_, topic_) = (ctx.settings.clone(), step.clone(), topic.clone());
+        match tokio::task::spawn_blocking(move || crate::kafka::behind(&settings, &step_, &topic_))
+            .await
+        {
+            Ok(Ok(partitions)) => behind.set(partitions),
+            Ok(Err(e)) => {
+                tracing::debug!(%step, error = %e, "cannot tell which input partitions are behind")
+            }
+            Err(_) => return,
+        }
+    }
 }
 
 /// Runs a record loop with the delivery its guarantee needs. Under exactly-once the

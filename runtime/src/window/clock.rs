@@ -17,7 +17,7 @@
 //! record`), so the last windows of a quiet input still close. A consumer that is
 //! merely behind or busy is never idle. With `idle: off` the watermark is stream time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -39,6 +39,16 @@ pub struct Clock {
     watermark: i64,
     /// When the last record arrived (or the state was restored).
     last_arrival: Instant,
+    /// How many sources feed this partition (the partitions of the stage's input),
+    /// if known: until every one has been heard from, or the idle time has passed,
+    /// stream time waits, so the first records of a source read later than the others
+    /// are not late.
+    expected: usize,
+    since: Instant,
+    /// Sources whose input partition still has records to read (their consumer is
+    /// behind, or their partition waits for an owner mid-rebalance): they keep
+    /// holding time back however long they are silent, and the partition is not idle.
+    behind: BTreeSet<i32>,
 }
 
 /// A clock's durable part, as written to the changelog.
@@ -57,7 +67,22 @@ impl Clock {
             stream_time: None,
             watermark: i64::MIN,
             last_arrival: now,
+            expected: 0,
+            since: now,
+            behind: BTreeSet::new(),
         }
+    }
+
+    /// Sets which sources are behind (see [`Clock`]).
+    pub fn set_behind(&mut self, behind: &BTreeSet<i32>) {
+        if *behind != self.behind {
+            self.behind = behind.clone();
+        }
+    }
+
+    /// Sets how many sources feed this partition (see [`Clock`]).
+    pub fn expect_sources(&mut self, n: usize) {
+        self.expected = n;
     }
 
     /// Notes a record from `source` stamped `ts`; returns the watermark that decides
@@ -70,17 +95,21 @@ impl Clock {
         s.max_ts = s.max_ts.max(ts);
         s.heard = now;
         self.last_arrival = now;
-        let active = self.sources.values().filter(|s| {
+        let waiting = self.idle.is_some_and(|idle| {
+            self.sources.len() < self.expected && now.saturating_duration_since(self.since) < idle
+        });
+        let active = self.sources.iter().filter(|(p, s)| {
             self.idle
                 .is_none_or(|idle| now.saturating_duration_since(s.heard) < idle)
+                || self.behind.contains(p)
         });
         // `idle: off` is Kafka Streams: the largest timestamp of any source.
         let candidate = if self.idle.is_none() {
-            active.map(|s| s.max_ts).max()
+            active.map(|(_, s)| s.max_ts).max()
         } else {
-            active.map(|s| s.max_ts).min()
+            active.map(|(_, s)| s.max_ts).min()
         };
-        if let Some(t) = candidate {
+        if let Some(t) = candidate.filter(|_| !waiting) {
             self.stream_time = Some(self.stream_time.map_or(t, |st| st.max(t)));
         }
         if let Some(st) = self.stream_time {
@@ -93,6 +122,7 @@ impl Clock {
     /// still on their way through an earlier step, so it is not idle whatever the
     /// clock says.
     pub fn watermark(&mut self, now: Instant, busy: bool) -> i64 {
+        let busy = busy || !self.behind.is_empty();
         if let (Some(idle), Some(st), false) = (self.idle, self.stream_time, busy) {
             let quiet = now.saturating_duration_since(self.last_arrival);
             if quiet >= idle {
@@ -130,6 +160,7 @@ impl Clock {
             .map(|&(p, max_ts)| (p, Source { max_ts, heard: now }))
             .collect();
         self.last_arrival = now;
+        self.since = now;
     }
 
     /// Since the last record (or restore).
@@ -190,6 +221,35 @@ mod tests {
         off.observe(0, 1_000, Instant::now());
         tokio::time::advance(Duration::from_secs(60)).await;
         assert_eq!(off.watermark(Instant::now(), false), 1_000, "idle: off");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_waits_for_every_source_or_the_idle_time() {
+        let mut c = Clock::new(IDLE, Instant::now());
+        c.expect_sources(2);
+        // Source 0 is read first, two seconds ahead of source 1: nothing is late.
+        assert_eq!(c.observe(0, 10_000, Instant::now()), i64::MIN);
+        assert_eq!(c.observe(1, 8_000, Instant::now()), 8_000);
+        // A source that never sends stops holding time back after the idle time.
+        let mut c = Clock::new(IDLE, Instant::now());
+        c.expect_sources(2);
+        c.observe(0, 10_000, Instant::now());
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(c.observe(0, 11_000, Instant::now()), 11_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_source_behind_holds_time_back_however_long_it_is_silent() {
+        let mut c = Clock::new(IDLE, Instant::now());
+        c.observe(1, 4_000, Instant::now());
+        c.observe(0, 10_000, Instant::now());
+        // Source 1's partition waits for a new owner: its records are still to come.
+        c.set_behind(&BTreeSet::from([1]));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(c.observe(0, 40_000, Instant::now()), 4_000);
+        assert_eq!(c.watermark(Instant::now(), false), 4_000, "not idle either");
+        c.set_behind(&BTreeSet::new());
+        assert_eq!(c.observe(0, 41_000, Instant::now()), 41_000);
     }
 
     #[tokio::test(start_paused = true)]

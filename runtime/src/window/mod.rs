@@ -27,7 +27,7 @@ mod store;
 use std::time::Duration;
 
 pub use aggregate::Aggregates;
-pub use operator::{AddError, Operator};
+pub use operator::{AddError, Behind, Operator};
 pub use restore::Restorer;
 pub use spec::{Bounds, Kind, Spec};
 pub use state::{Late, PartitionState, WindowRow};

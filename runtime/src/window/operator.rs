@@ -8,6 +8,7 @@
 //! closed-markers and results are written by one writer, in order, and under
 //! exactly-once in the same transaction as the input offsets they follow from.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tokio::time::Instant;
@@ -31,6 +32,29 @@ pub struct Operator {
     pub store: Arc<WindowStore>,
     pub restorer: Arc<Restorer>,
     pub ownership: Arc<Ownership>,
+    /// A repartitioned stage's input topic: its partitions are the sources each of
+    /// this stage's partitions hears from.
+    pub sources_from: Option<String>,
+    /// How many, once looked up.
+    pub sources: Option<usize>,
+    /// Which of them still have records to read, as last looked up (see
+    /// [`super::clock::Clock`]).
+    pub behind: Option<Arc<Behind>>,
+}
+
+/// The input partitions of a repartitioned stage with records still to read by the
+/// step before: kept up to date by a probe of that step's consumer group.
+#[derive(Debug, Default)]
+pub struct Behind(std::sync::Mutex<BTreeSet<i32>>);
+
+impl Behind {
+    pub fn set(&self, partitions: BTreeSet<i32>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = partitions;
+    }
+
+    pub fn get(&self) -> BTreeSet<i32> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 impl Operator {
@@ -49,9 +73,12 @@ impl Operator {
         if !self.restorer.ensure(partition, lease) {
             return Err(AddError::Stopping);
         }
+        let expected = self.sources();
+        let behind = self.behind.as_ref().map(|b| b.get()).unwrap_or_default();
         let stage = &self.store.stage;
         self.store
             .with(partition, lease, |state| {
+                state.set_sources(expected, &behind);
                 state.add(stage, source, ts, key, values, Instant::now())
             })
             .ok_or_else(|| {
@@ -60,6 +87,24 @@ impl Operator {
                 ))
             })?
             .map_err(AddError::Bad)
+    }
+
+    /// How many input partitions feed each partition here: 1 for a stage reading its
+    /// input directly, the input's partition count for a repartitioned one (looked up
+    /// once; 0 while unknown: then stream time does not wait for every source).
+    fn sources(&mut self) -> usize {
+        let Some(topic) = &self.sources_from else {
+            return 1;
+        };
+        if self.sources.is_none() {
+            match crate::kafka::partition_count(&self.restorer.settings, topic) {
+                Ok(n) => self.sources = Some(n),
+                Err(e) => {
+                    tracing::debug!(%topic, error = %e, "partition count unknown for now");
+                }
+            }
+        }
+        self.sources.unwrap_or(0)
     }
 
     /// What changed since the last flush, and the windows stream time has closed.
@@ -91,8 +136,13 @@ impl Operator {
             }
         }
         let mut fx = Effects::default();
+        let (expected, behind) = (
+            self.sources(),
+            self.behind.as_ref().map(|b| b.get()).unwrap_or_default(),
+        );
         let (stage, now) = (&self.store.stage, Instant::now());
         self.store.each(|partition, state| {
+            state.set_sources(expected, &behind);
             let busy = upstream_busy || lagging.contains(&partition);
             state.close_due(stage, now, busy, &mut fx);
             state.emit_updates(stage, now, &mut fx);

@@ -172,6 +172,13 @@ impl PartitionState {
         }
     }
 
+    /// Sets how many input partitions feed this one, and which of them are behind
+    /// (see [`Clock`]).
+    pub fn set_sources(&mut self, n: usize, behind: &std::collections::BTreeSet<i32>) {
+        self.clock.expect_sources(n);
+        self.clock.set_behind(behind);
+    }
+
     /// Adds a record of `key` stamped `ts` (from input partition `source`), whose
     /// numbers are `values`, to its windows. `Ok(Some(late))` if it was late for some
     /// or all of them; `Err` for a record no window can take (a timestamp the kind

@@ -7,6 +7,7 @@
 //   loop          -> spins forever (tests fuel/epoch interruption)
 //   oom           -> allocates 1 MiB blocks until allocation fails (memory cap)
 //   fanout:N      -> N outputs "0".."N-1"
+//   big:N         -> one output of N bytes ("x" repeated)
 //   route:TOPIC   -> one output "routed" to TOPIC
 //   config:KEY    -> one output: config(KEY) or "<unset>"
 //   log:MSG       -> logs MSG at info, one output "logged"
@@ -50,6 +51,12 @@ impl Guest for Probe {
                 .parse()
                 .map_err(|e| format!("probe: bad fanout count {n:?}: {e}"))?;
             return Ok((0..n).map(|i| out(i.to_string())).collect());
+        }
+        if let Some(n) = cmd.strip_prefix("big:") {
+            let n: usize = n
+                .parse()
+                .map_err(|e| format!("probe: bad size {n:?}: {e}"))?;
+            return Ok(vec![out("x".repeat(n))]);
         }
         if let Some(topic) = cmd.strip_prefix("route:") {
             return Ok(vec![Output {

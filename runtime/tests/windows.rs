@@ -5,171 +5,15 @@
 //! naive computation from the same input gives. Midway the state is thrown away and
 //! rebuilt from nothing but the changelog it wrote, and must carry on identically.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
-use kfn::config;
-use kfn::record::Effects;
-use kfn::window::{Aggregates, Emit, Kind, PartitionState, Spec, Stage, changelog};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use tokio::time::{Duration, Instant};
+use common::windows::{Event, Outcome, run, stage, stream};
+use kfn::window::{Kind, Stage};
+use tokio::time::Duration;
 
-const BASE: i64 = 1_800_000_000_000;
-const KEYS: [&str; 3] = ["a", "b", "c"];
 const SEEDS: u64 = 60;
-const RECORDS: usize = 400;
-
-fn stage(kind: Kind, grace: i64, idle: Option<Duration>) -> Stage {
-    Stage {
-        name: "test".into(),
-        spec: Spec { kind, grace, idle },
-        aggregates: Aggregates::new(&config::Aggregates::One(config::Aggregate::Count)),
-        emit: Emit::Final,
-        changelog: "test.changelog".into(),
-        out: Some("out".into()),
-        serve: None,
-    }
-}
-
-/// The longest any window of `kind` spans, for picking offsets that are surely late.
-fn horizon(kind: Kind, grace: i64) -> i64 {
-    grace
-        + match kind {
-            Kind::Tumbling { size } | Kind::Hopping { size, .. } => size,
-            Kind::Sliding { difference } => 2 * difference,
-            Kind::Session { gap } => 3 * gap,
-        }
-}
-
-#[derive(Debug, Clone)]
-enum Event {
-    Record {
-        key: &'static str,
-        ts: i64,
-    },
-    /// No record for this long (wall clock, which event time follows).
-    Quiet(Duration),
-}
-
-/// Event time follows a clock that moves 0..`step` ms per record; records are stamped
-/// up to `grace` behind it (out of order but on time), one in 20 far behind (late),
-/// one in 10 right at the edge of the grace (except for sliding windows, whose oracle
-/// takes no record late for only part of its windows), and with `idle`, one in 40 is
-/// followed by a quiet spell. Times are multiples of 25 ms, so records often fall
-/// exactly on window bounds and closing times.
-fn stream(seed: u64, kind: Kind, grace: i64, step: i64, idle: bool) -> Vec<Event> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let (mut clock, mut hi) = (BASE, BASE);
-    let mut events = Vec::new();
-    for _ in 0..RECORDS {
-        clock += 25 * rng.random_range(0..=step / 25);
-        let key = KEYS[rng.random_range(0..KEYS.len())];
-        let edge = !matches!(kind, Kind::Sliding { .. }) && rng.random_ratio(1, 10);
-        let ts = if rng.random_ratio(1, 20) {
-            hi - horizon(kind, grace) - 25 * rng.random_range(1..=step / 2)
-        } else if edge {
-            // Right at the edge of the grace: on time or just late.
-            hi - grace - 25 * rng.random_range(0..=2)
-        } else {
-            clock - 25 * rng.random_range(0..=grace / 25)
-        };
-        hi = hi.max(ts);
-        events.push(Event::Record { key, ts });
-        if idle && rng.random_ratio(1, 40) {
-            let quiet = 25 * rng.random_range(40..320);
-            events.push(Event::Quiet(Duration::from_millis(quiet)));
-            clock += quiet as i64;
-        }
-    }
-    events
-}
-
-/// What a run produced: final values per (key, start, end), and per record index
-/// whether it was late for all (`true`) or some (`false`) of its windows.
-#[derive(Debug, Default, PartialEq)]
-struct Outcome {
-    finals: BTreeMap<(String, i64, i64), u64>,
-    late: BTreeMap<usize, bool>,
-}
-
-/// Runs `events` through the window state as the operator does (flush after
-/// batches of random size, idle close after quiet spells), rebuilding it from its
-/// changelog after `restore_at` events. A final record far ahead closes the rest.
-async fn run(stage: &Stage, events: &[Event], restore_at: usize, seed: u64) -> Outcome {
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
-    let mut state = PartitionState::new(stage, 0, Instant::now());
-    let mut log: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-    let mut out = Outcome::default();
-    let drain = |fx: Effects, log: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>, out: &mut Outcome| {
-        for o in fx.changes.into_iter().chain(fx.after) {
-            let value = (!o.tombstone).then_some(o.value);
-            log.insert(o.key.expect("changelog records are keyed"), value);
-        }
-        for r in fx.results {
-            let v: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
-            assert_eq!(v["final"], true, "emit: final");
-            let id = (
-                v["key"].as_str().unwrap().to_string(),
-                v["start"].as_i64().unwrap(),
-                v["end"].as_i64().unwrap(),
-            );
-            let value = v["value"].as_u64().unwrap();
-            assert!(
-                out.finals.insert(id.clone(), value).is_none(),
-                "window {id:?} reported final twice"
-            );
-        }
-    };
-    let flush = |state: &mut PartitionState| {
-        let mut fx = Effects::default();
-        state.close_due(stage, Instant::now(), true, &mut fx);
-        state.flush(stage, &mut fx);
-        fx
-    };
-    let mut batch = rng.random_range(1..64);
-    let mut max_ts = BASE;
-    for (i, event) in events.iter().enumerate() {
-        if i == restore_at {
-            let fx = flush(&mut state);
-            drain(fx, &mut log, &mut out);
-            state = PartitionState::new(stage, 0, Instant::now());
-            for (key, value) in &log {
-                let change = changelog::decode(key, value.as_deref()).expect("readable");
-                state.apply(stage, change, Instant::now()).expect("applies");
-            }
-        }
-        match event {
-            Event::Record { key, ts } => {
-                max_ts = max_ts.max(*ts);
-                if let Some(late) = state.add(stage, 0, *ts, key, &[], Instant::now()).unwrap() {
-                    out.late.insert(i, late.entirely);
-                }
-                batch -= 1;
-                if batch == 0 {
-                    let fx = flush(&mut state);
-                    drain(fx, &mut log, &mut out);
-                    batch = rng.random_range(1..64);
-                }
-            }
-            Event::Quiet(d) => {
-                let fx = flush(&mut state);
-                drain(fx, &mut log, &mut out);
-                tokio::time::advance(*d).await;
-                let mut fx = Effects::default();
-                state.close_due(stage, Instant::now(), false, &mut fx);
-                drain(fx, &mut log, &mut out);
-            }
-        }
-    }
-    let end = max_ts + 100 * horizon(stage.spec.kind, stage.spec.grace);
-    state
-        .add(stage, 0, end, "~end", &[], Instant::now())
-        .unwrap();
-    let fx = flush(&mut state);
-    drain(fx, &mut log, &mut out);
-    out.finals.retain(|(k, _, _), _| k != "~end");
-    out
-}
 
 /// The watermark as the rules define it: the largest timestamp seen, and after a
 /// quiet spell of at least the idle time, that plus the quiet time.
@@ -224,6 +68,7 @@ fn oracle(stage: &Stage, events: &[Event]) -> Outcome {
                 continue;
             }
         };
+        let before = time.watermark;
         let wm = time.record(ts);
         match stage.spec.kind {
             Kind::Tumbling { size } | Kind::Hopping { size, .. } => {
@@ -262,7 +107,8 @@ fn oracle(stage: &Stage, events: &[Event]) -> Outcome {
             Kind::Session { gap } => {
                 let close = wm - g - gap;
                 let list = sessions.entry(key).or_default();
-                let closed = |s: &(i64, i64, u64)| s.1 + 2 * gap + g + 1 <= wm;
+                // Closed as of the watermark before this record.
+                let closed = |s: &(i64, i64, u64)| s.1 + gap + g <= before;
                 let (mut start, mut end, mut count) = (ts, ts, 1);
                 let mut keep = Vec::new();
                 let mut merged = Vec::new();
@@ -314,7 +160,9 @@ fn oracle(stage: &Stage, events: &[Event]) -> Outcome {
 async fn check(kind: Kind, grace: i64, step: i64, idle: Option<Duration>) {
     let stage = stage(kind, grace, idle);
     for seed in 0..SEEDS {
-        let events = stream(seed, kind, grace, step, idle.is_some());
+        // The oracle takes no sliding record late for only part of its windows.
+        let edges = !matches!(kind, Kind::Sliding { .. });
+        let events = stream(seed, kind, grace, step, idle.is_some(), edges);
         let expected = oracle(&stage, &events);
         assert!(
             expected.late.len() > 5 && expected.finals.len() > 10,

@@ -10,11 +10,11 @@
 //! | tumbling `size` | `[⌊t/size⌋·size, +size)` | `end + grace > wm` | `end + grace` |
 //! | hopping `size`, `advance` | every `[k·advance, +size)` holding `t` | per window, as tumbling | `end + grace` |
 //! | sliding `d` | every `[s, s+d]` holding `t`, one per distinct record-time difference | per window: `end + grace ≥ wm` | `end + grace + 1` |
-//! | session `gap` | its key's session, merged with any within `gap` | merged `end + gap + grace ≥ wm` | `end + 2·gap + grace + 1` |
+//! | session `gap` | its key's session, merged with any open one within `gap` | merged `end + gap + grace ≥ wm` | `end + gap + grace` |
 //!
-//! A session closes one gap later than Kafka Streams emits it: until then a record
-//! that is on time by itself can still extend it, so Kafka Streams' "final" session
-//! can be followed by a bigger one, and kfn's cannot.
+//! A closed session is final: no record merges into it any more. That is Kafka
+//! Streams' behaviour with its default store retention (`gap + grace`), where a
+//! session past that is no longer found for merging.
 
 use std::time::Duration;
 
@@ -71,9 +71,7 @@ impl Spec {
         match self.kind {
             Kind::Tumbling { .. } | Kind::Hopping { .. } => grace,
             Kind::Sliding { .. } => grace.saturating_add(1),
-            Kind::Session { gap } => grace
-                .saturating_add(gap.saturating_mul(2))
-                .saturating_add(1),
+            Kind::Session { gap } => grace.saturating_add(gap),
         }
     }
 
@@ -160,7 +158,7 @@ mod tests {
             spec(Kind::Sliding { difference: 10 }, 2).close_at((0, 10)),
             13
         );
-        assert_eq!(spec(Kind::Session { gap: 5 }, 2).close_at((0, 10)), 23);
+        assert_eq!(spec(Kind::Session { gap: 5 }, 2).close_at((0, 10)), 17);
         let tumbling = spec(Kind::Tumbling { size: 10 }, 0);
         assert!(tumbling.overlaps((0, 10), 9, 20));
         assert!(!tumbling.overlaps((0, 10), 10, 20));

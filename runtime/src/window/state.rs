@@ -195,6 +195,7 @@ impl PartitionState {
         if ts < 0 {
             return Err(format!("timestamp {ts} is before 1970: windows start at 0"));
         }
+        let before = self.clock.current();
         let watermark = self.clock.observe(source, ts, now);
         let state = match self.keys.get_mut(key) {
             Some(s) => s,
@@ -212,7 +213,7 @@ impl PartitionState {
             index: &mut self.index,
             stage,
         };
-        let late = kinds::add(&stage.spec, &mut view, ts, values, watermark)?;
+        let late = kinds::add(&stage.spec, &mut view, ts, values, watermark, before)?;
         if state.windows.is_empty() {
             self.keys.remove(key);
         }

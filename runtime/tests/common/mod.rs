@@ -3,6 +3,7 @@
 //! client over a real socket.
 #![allow(dead_code)]
 pub mod kstreams;
+pub mod windows;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

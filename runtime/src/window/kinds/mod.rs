@@ -16,12 +16,14 @@ use super::state::{KeyWindows, Slot};
 /// The windows a record was late for, and whether it was late for all of them.
 pub type Lateness = Option<(Vec<Bounds>, bool)>;
 
+/// `watermark` includes the record; `before` is the watermark before it.
 pub fn add(
     spec: &Spec,
     w: &mut KeyWindows<'_>,
     ts: i64,
     values: &[f64],
     watermark: i64,
+    before: i64,
 ) -> Result<Lateness, String> {
     match spec.kind {
         Kind::Tumbling { size } => Ok(time::add(size, size, spec.grace, w, ts, values, watermark)),
@@ -31,9 +33,7 @@ pub fn add(
         Kind::Sliding { difference } => {
             sliding::add(difference, spec.grace, w, ts, values, watermark)
         }
-        Kind::Session { gap } => Ok(session::add(
-            spec, gap, spec.grace, w, ts, values, watermark,
-        )),
+        Kind::Session { gap } => Ok(session::add(spec, gap, w, ts, values, watermark, before)),
     }
 }
 

@@ -4,13 +4,11 @@
 //! the changelog); it is late if the merged session ends before `watermark - grace -
 //! gap`, as in Kafka Streams.
 //!
-//! Where kfn differs on purpose: a closed session is final. Kafka Streams emits a
-//! session when its end passes `stream time - grace - gap`, yet a record on time by
-//! itself can still extend it for one more gap, so its "final" result can be
-//! followed by a larger session. kfn closes a session one gap later, when no record
-//! on time by itself can reach it; the only record that could still touch it then is
-//! one late by itself that bridges it to a newer, open session, and that record
-//! joins the open session only.
+//! A session closes (is final: reported, and no longer merged into) once its
+//! `end + gap + grace` reaches the watermark. That is Kafka Streams' behaviour with
+//! its default store retention: a session past it (as of the records before) is no
+//! longer found for merging, so a record within the gap of it starts a session of
+//! its own.
 
 use super::super::spec::Spec;
 use super::super::state::KeyWindows;
@@ -19,13 +17,13 @@ use super::Lateness;
 pub fn add(
     spec: &Spec,
     gap: i64,
-    grace: i64,
     w: &mut KeyWindows<'_>,
     ts: i64,
     values: &[f64],
     watermark: i64,
+    before: i64,
 ) -> Lateness {
-    let close = watermark.saturating_sub(grace).saturating_sub(gap);
+    let close = watermark.saturating_sub(spec.grace).saturating_sub(gap);
     let (mut start, mut end) = (ts, ts);
     let mut acc = w.empty();
     let mut merged = Vec::new();
@@ -34,9 +32,10 @@ pub fn add(
         if bounds.1 < ts.saturating_sub(gap) {
             break;
         }
-        // Closed by the rule, not by when closing last ran: the same input always
-        // gives the same sessions.
-        if slot.closed || spec.close_at(bounds) <= watermark {
+        // Closed by the rule, not by when closing last ran (the same input always gives
+        // the same sessions), as of the watermark before this record: a record may
+        // still join the session its own time closes.
+        if slot.closed || spec.close_at(bounds) <= before {
             continue;
         }
         merged.push(bounds);

@@ -180,6 +180,129 @@ analytics:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hopping_updates_and_session_finals_through_the_app() {
+    let yaml = r#"
+kafka: { brokers: embedded }
+analytics:
+  hops:
+    in: W
+    key: record-key
+    window: { hopping: { size: 2s, advance: 1s }, idle: 1s }
+    aggregate: { views: count, total: { sum: /n } }
+    emit: changes
+    emit-every: 100ms
+    out: W-hops
+  sessions:
+    in: W
+    key: /user
+    window: { session: { gap: 300ms }, idle: 1s }
+    aggregate: count
+    out: W-sessions
+"#;
+    let (app, _dir) = start(yaml, &[]).await;
+    let p = producer(&app.bootstrap);
+    // 80 records over 4 s of event time a minute ago, in one partition (key "k"),
+    // in order; users take turns in bursts, so sessions end and begin. The windows
+    // close once the input has been idle for 1 s.
+    let base = (kfn::record::now_ms() / 1000 - 60) * 1000;
+    let mut hops: BTreeMap<(i64, i64), (u64, f64)> = BTreeMap::new();
+    let mut times: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for i in 0..80i64 {
+        let ts = base + i * 50;
+        let user = if (i / 10) % 2 == 0 { "u1" } else { "u2" };
+        let value = format!(r#"{{"user":"{user}","n":{i}}}"#);
+        produce(&p, "W", Some("k"), &value, Some(ts)).await;
+        let mut start = ts - ts % 1000;
+        while start > ts - 2000 {
+            let e = hops.entry((start, start + 2000)).or_default();
+            e.0 += 1;
+            e.1 += i as f64;
+            start -= 1000;
+        }
+        times.entry(user.to_string()).or_default().push(ts);
+    }
+    // Sessions, independently: a user's records closer than the gap belong together.
+    let mut sessions: BTreeMap<(String, i64, i64), u64> = BTreeMap::new();
+    for (user, ts) in &times {
+        let (mut first, mut last, mut n) = (ts[0], ts[0], 0);
+        for &t in ts {
+            if t - last > 300 {
+                sessions.insert((user.clone(), first, last), n);
+                (first, n) = (t, 0);
+            }
+            last = t;
+            n += 1;
+        }
+        sessions.insert((user.clone(), first, last), n);
+    }
+
+    let finals = |records: &[common::Read]| -> BTreeMap<(String, i64, i64), serde_json::Value> {
+        records
+            .iter()
+            .map(|r| json(&r.value))
+            .filter(|v| v["final"] == true)
+            .map(|v| {
+                let id = (
+                    v["key"].as_str().unwrap().to_string(),
+                    v["start"].as_i64().unwrap(),
+                    v["end"].as_i64().unwrap(),
+                );
+                (id, v["value"].clone())
+            })
+            .collect()
+    };
+    let got = eventually(LONG, "every hopping window's final value", async || {
+        let all = read_until_quiet(
+            &reader(&app.bootstrap, "W-hops"),
+            Duration::from_millis(500),
+        )
+        .await;
+        let f = finals(&all);
+        (f.len() == hops.len()).then_some((f, all))
+    })
+    .await;
+    let expected: BTreeMap<_, _> = hops
+        .iter()
+        .map(|((s, e), (n, total))| {
+            (
+                ("k".to_string(), *s, *e),
+                serde_json::json!({"views": n, "total": total}),
+            )
+        })
+        .collect();
+    assert_eq!(got.0, expected, "hopping finals on W-hops");
+    let updates = got
+        .1
+        .iter()
+        .filter(|r| json(&r.value)["final"] == false)
+        .count();
+    assert!(updates > 0, "emit: changes sent updates before the finals");
+    let finals_n = got
+        .1
+        .iter()
+        .filter(|r| json(&r.value)["final"] == true)
+        .count();
+    assert_eq!(finals_n, hops.len(), "one final per window");
+
+    let got = eventually(LONG, "every session's final value", async || {
+        let all = read_until_quiet(
+            &reader(&app.bootstrap, "W-sessions"),
+            Duration::from_millis(500),
+        )
+        .await;
+        let f = finals(&all);
+        (f.len() == sessions.len()).then_some(f)
+    })
+    .await;
+    let expected: BTreeMap<_, _> = sessions
+        .iter()
+        .map(|(k, n)| (k.clone(), serde_json::json!(n)))
+        .collect();
+    assert_eq!(got, expected, "session finals on W-sessions");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_records_are_dead_lettered_and_the_binding_keeps_going() {
     let yaml = r#"
 kafka: { brokers: embedded }

@@ -95,33 +95,47 @@ impl Clock {
         s.max_ts = s.max_ts.max(ts);
         s.heard = now;
         self.last_arrival = now;
+        self.advance(now);
+        self.watermark
+    }
+
+    /// Moves stream time to the smallest largest timestamp of the active sources (or,
+    /// with `idle: off`, the largest of all); once every source has gone quiet, none
+    /// holds time back any more.
+    fn advance(&mut self, now: Instant) {
         let waiting = self.idle.is_some_and(|idle| {
             self.sources.len() < self.expected && now.saturating_duration_since(self.since) < idle
         });
-        let active = self.sources.iter().filter(|(p, s)| {
-            self.idle
-                .is_none_or(|idle| now.saturating_duration_since(s.heard) < idle)
-                || self.behind.contains(p)
-        });
-        // `idle: off` is Kafka Streams: the largest timestamp of any source.
-        let candidate = if self.idle.is_none() {
-            active.map(|(_, s)| s.max_ts).max()
-        } else {
-            active.map(|(_, s)| s.max_ts).min()
+        if waiting {
+            return;
+        }
+        let largest = self.sources.values().map(|s| s.max_ts).max();
+        let candidate = match self.idle {
+            // Kafka Streams: the largest timestamp of any source.
+            None => largest,
+            Some(idle) => self
+                .sources
+                .iter()
+                .filter(|(p, s)| {
+                    now.saturating_duration_since(s.heard) < idle || self.behind.contains(p)
+                })
+                .map(|(_, s)| s.max_ts)
+                .min()
+                .or(largest),
         };
-        if let Some(t) = candidate.filter(|_| !waiting) {
+        if let Some(t) = candidate {
             self.stream_time = Some(self.stream_time.map_or(t, |st| st.max(t)));
         }
         if let Some(st) = self.stream_time {
             self.watermark = self.watermark.max(st);
         }
-        self.watermark
     }
 
     /// The watermark now. `busy`: records of this partition are still to be read or
     /// still on their way through an earlier step, so it is not idle whatever the
     /// clock says.
     pub fn watermark(&mut self, now: Instant, busy: bool) -> i64 {
+        self.advance(now);
         let busy = busy || !self.behind.is_empty();
         if let (Some(idle), Some(st), false) = (self.idle, self.stream_time, busy) {
             let quiet = now.saturating_duration_since(self.last_arrival);
@@ -230,12 +244,20 @@ mod tests {
         // Source 0 is read first, two seconds ahead of source 1: nothing is late.
         assert_eq!(c.observe(0, 10_000, Instant::now()), i64::MIN);
         assert_eq!(c.observe(1, 8_000, Instant::now()), 8_000);
-        // A source that never sends stops holding time back after the idle time.
+        // A source that never sends stops holding time back after the idle time, even
+        // with no record since.
         let mut c = Clock::new(IDLE, Instant::now());
         c.expect_sources(2);
         c.observe(0, 10_000, Instant::now());
         tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(c.watermark(Instant::now(), true), 10_000);
         assert_eq!(c.observe(0, 11_000, Instant::now()), 11_000);
+        // Once every source is quiet, the furthest one sets stream time.
+        let mut c = Clock::new(IDLE, Instant::now());
+        c.observe(1, 4_000, Instant::now());
+        c.observe(0, 10_000, Instant::now());
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(c.watermark(Instant::now(), true), 10_000);
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,34 +1,17 @@
-// Browser test of the dashboard against the real kfn binary, in headless Chromium.
+// Browser test of the dashboard against the real kfn binary, in headless Chromium,
+// on the seed app (kfn.yaml: one tumbling store).
 //
 //   cargo build -p kfn && npm ci && node --test tests/browser/
 //
 // Env: KFN_BIN (default target/debug/kfn), CHROMIUM (default /usr/bin/chromium).
-// Every wait is a condition with a deadline, never a fixed sleep. A screenshot
-// for humans is saved to target/dashboard.png.
+// Every wait is a condition with a deadline, never a fixed sleep (see harness.mjs).
+// A screenshot for humans is saved to target/dashboard.png.
 
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { access, constants, mkdir } from "node:fs/promises";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { T, cellNumber, useDashboard } from "./harness.mjs";
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const KFN_BIN = path.resolve(REPO, process.env.KFN_BIN ?? "target/debug/kfn");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const CONFIG = path.join(REPO, "kfn.yaml");
-const SCREENSHOT = path.join(REPO, "target", "dashboard.png");
-
-const STARTUP_DEADLINE_MS = 60_000;
-const KILL_GRACE_MS = 10_000;
-// Generous: the first page load may wait for functions to compile, and a slow
-// 2-core CI machine also runs Chromium and the embedded broker.
-const WAIT_MS = 30_000;
-// Backstops, so a hung step fails the run instead of stalling it.
-const BEFORE_DEADLINE_MS = STARTUP_DEADLINE_MS + 3 * WAIT_MS;
-const TEST_DEADLINE_MS = 3 * WAIT_MS;
-const CLOSE_DEADLINE_MS = 15_000;
+const kfn = useDashboard("kfn.yaml");
 
 // What kfn.yaml defines; the dashboard must show all of it.
 const FUNCTIONS = ["page-enricher", "page-filter", "page-logger", "page-supplier"];
@@ -38,195 +21,8 @@ const BINDINGS = {
   "page-count.repartition": "repartition", "page-count": "analytics",
 };
 
-// The machine has no internet: without these Chromium keeps dialling out
-// (component updates, sync, QUIC probes) and floods refused connections.
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-let kfn; // child process
-let kfnExited; // resolves with a description once kfn has exited
-let stopping = false; // set when we stop kfn ourselves
-const kfnLog = []; // last lines of kfn's output, for failure messages
-let browser;
-let page;
-let baseUrl;
-const problems = []; // console errors/warnings, page errors, failed requests
-let collecting = true;
-
-function logTail() {
-  return kfnLog.slice(-40).join("\n");
-}
-
-/** `promise`, or a rejection naming `what` after `ms`. */
-async function withDeadline(promise, ms, what) {
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms / 1000} s`)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Kill kfn at once, synchronously: for exits where no async cleanup can run. */
-function killKfnNow() {
-  if (kfn && kfn.exitCode === null && kfn.signalCode === null) kfn.kill("SIGKILL");
-}
-// Never leave kfn behind, even if this process dies without running `after`.
-process.once("exit", killKfnNow);
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.once(signal, () => {
-    killKfnNow();
-    process.exit(128 + (signal === "SIGINT" ? 2 : 15));
-  });
-}
-
-async function mustExist(file, hint) {
-  try {
-    await access(file, constants.X_OK);
-  } catch {
-    throw new Error(`${file} not found or not executable: ${hint}`);
-  }
-}
-
-/** Spawn kfn and resolve with the dashboard URL it prints. */
-function startKfn() {
-  return new Promise((resolve, reject) => {
-    const args = ["up", "--config", CONFIG, "--listen", "127.0.0.1:0", "--no-build"];
-    kfn = spawn(KFN_BIN, args, { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
-    // Created now, so it can never miss the event however early kfn exits.
-    kfnExited = new Promise((resolve) => {
-      kfn.once("exit", (code, signal) => resolve(signal ?? `code ${code}`));
-      kfn.once("error", (err) => resolve(`not started: ${err.message}`));
-    });
-    const command = `${KFN_BIN} ${args.join(" ")}`;
-    let settled = false;
-    const finish = (err, url) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (err) reject(err);
-      else resolve(url);
-    };
-    const timer = setTimeout(() => {
-      finish(new Error(`\`${command}\` printed no "dashboard: http://127.0.0.1:PORT" line ` +
-        `within ${STARTUP_DEADLINE_MS / 1000} s. Output:\n${logTail()}`));
-    }, STARTUP_DEADLINE_MS);
-
-    // Keep draining both pipes for the whole run: a full pipe would block kfn.
-    for (const stream of [kfn.stdout, kfn.stderr]) {
-      let partial = "";
-      stream.setEncoding("utf8");
-      stream.on("data", (chunk) => {
-        const lines = (partial + chunk).split("\n");
-        partial = lines.pop();
-        for (const line of lines) {
-          kfnLog.push(line);
-          if (kfnLog.length > 400) kfnLog.shift();
-          // Logs may be coloured; strip ANSI escapes before matching.
-          // eslint-disable-next-line no-control-regex
-          const m = line.replace(/\x1b\[[0-9;]*m/g, "").match(/dashboard: (http:\/\/127\.0\.0\.1:\d+)/);
-          if (m) finish(null, `${m[1]}/`);
-        }
-      });
-    }
-    kfn.on("error", (err) => finish(new Error(`could not start \`${command}\`: ${err.message}`)));
-    kfn.on("exit", (code, signal) => {
-      const how = signal ?? `code ${code}`;
-      finish(new Error(`\`${command}\` exited (${how}) before printing its dashboard URL. ` +
-        `Output:\n${logTail()}`));
-      if (!stopping) problems.push(`kfn exited unexpectedly (${how}). Last output:\n${logTail()}`);
-    });
-  });
-}
-
-/** SIGTERM, then SIGKILL if kfn has not exited within KILL_GRACE_MS. */
-async function stopKfn() {
-  if (!kfn) return;
-  stopping = true;
-  if (kfn.exitCode !== null || kfn.signalCode !== null) return;
-  kfn.kill("SIGTERM");
-  try {
-    await withDeadline(kfnExited, KILL_GRACE_MS, "kfn after SIGTERM");
-  } catch {
-    kfn.kill("SIGKILL");
-    await withDeadline(kfnExited, KILL_GRACE_MS, "kfn after SIGKILL").catch(() => {});
-  }
-}
-
-/** Fails with kfn's output if it has died: a clearer message than a timeout. */
-function assertKfnAlive() {
-  if (kfn && (kfn.exitCode !== null || kfn.signalCode !== null)) {
-    assert.fail(`kfn is no longer running (${kfn.signalCode ?? `code ${kfn.exitCode}`}). Last output:\n${logTail()}`);
-  }
-}
-
-/** Wait for `fn` (run in the page) to return truthy; on timeout, explain with `describe()`. */
-async function waitInPage(fn, arg, describe) {
-  try {
-    await page.waitForFunction(fn, arg, { timeout: WAIT_MS });
-  } catch (err) {
-    assertKfnAlive();
-    throw new Error(`${await describe().catch((e) => `(no detail: ${e.message})`)}\n${err.message}`);
-  }
-}
-
-before(async () => {
-  await mustExist(KFN_BIN, "build it with `cargo build -p kfn` (or set KFN_BIN)");
-  await mustExist(CHROMIUM, "install it with `apt-get install chromium` (or set CHROMIUM)");
-  baseUrl = await startKfn();
-
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  context.setDefaultTimeout(WAIT_MS);
-  context.setDefaultNavigationTimeout(WAIT_MS);
-  page = await context.newPage();
-  page.on("console", (msg) => {
-    if (collecting && (msg.type() === "error" || msg.type() === "warning")) {
-      const loc = msg.location();
-      problems.push(`console ${msg.type()}: ${msg.text()}${loc?.url ? ` (${loc.url}:${loc.lineNumber})` : ""}`);
-    }
-  });
-  page.on("pageerror", (err) => {
-    if (collecting) problems.push(`page error: ${err.stack ?? err.message}`);
-  });
-  page.on("requestfailed", (req) => {
-    if (collecting) problems.push(`request failed: ${req.method()} ${req.url()}: ${req.failure()?.errorText}`);
-  });
-  page.on("response", (res) => {
-    if (collecting && res.status() >= 400) {
-      problems.push(`HTTP ${res.status()}: ${res.request().method()} ${res.url()}`);
-    }
-  });
-  await page.goto(baseUrl, { waitUntil: "load" });
-}, { timeout: BEFORE_DEADLINE_MS });
-
-after(async () => {
-  // Closing the page aborts its EventSource streams: those are not failures.
-  collecting = false;
-  try {
-    if (browser) await withDeadline(browser.close(), CLOSE_DEADLINE_MS, "closing Chromium");
-  } catch (err) {
-    // Chromium hung: carry on, kfn must be stopped regardless.
-    console.error(err.message);
-  } finally {
-    await stopKfn();
-  }
-}, { timeout: CLOSE_DEADLINE_MS + 3 * KILL_GRACE_MS });
-
-const T = { timeout: TEST_DEADLINE_MS };
-
 test("page loads with a kfn title", T, async () => {
+  const { page, waitInPage } = kfn;
   assert.match(await page.title(), /kfn/);
   await page.locator("header .brand-name").waitFor();
   await waitInPage(() => document.querySelector("#health")?.dataset.state === "ok", null,
@@ -234,6 +30,7 @@ test("page loads with a kfn title", T, async () => {
 });
 
 test("functions table lists the app's four functions as ready", T, async () => {
+  const { page, waitInPage } = kfn;
   await waitInPage(
     (names) => names.every((n) => document.querySelector(`#functions-body tr[data-name="${n}"]`)?.dataset.status === "ready"),
     FUNCTIONS,
@@ -248,6 +45,7 @@ test("functions table lists the app's four functions as ready", T, async () => {
 });
 
 test("bindings table shows the bindings and both analytics steps running, with page-count counting records", T, async () => {
+  const { page, waitInPage } = kfn;
   await waitInPage(
     (expected) => Object.entries(expected).every(([name, kind]) => {
       const row = document.querySelector(`#bindings-body tr[data-name="${name}"]`);
@@ -271,6 +69,7 @@ test("bindings table shows the bindings and both analytics steps running, with p
 });
 
 test("the /analytics chart receives live SSE updates and charts P1 and P2", T, async () => {
+  const { page, waitInPage } = kfn;
   const card = page.locator('.chart-card[data-serve="/analytics"]');
   await card.waitFor();
   const describe = async () => `chart state=${await card.getAttribute("data-state")} ` +
@@ -281,6 +80,8 @@ test("the /analytics chart receives live SSE updates and charts P1 and P2", T, a
     describe,
   );
   assert.equal(await card.getAttribute("data-state"), "live");
+  assert.equal(await card.getAttribute("data-kind"), "tumbling");
+  assert.equal(await card.getAttribute("data-chart"), "timeline");
   assert.ok(await card.locator("canvas").count() >= 1, "uPlot drew a canvas");
   // page-supplier picks P1 or P2 at random every second: both show up quickly.
   await waitInPage(
@@ -295,6 +96,7 @@ test("the /analytics chart receives live SSE updates and charts P1 and P2", T, a
 });
 
 test("publish form posts a record to R1 and shows its offset", T, async () => {
+  const { page, waitInPage } = kfn;
   await page.fill("#publish-topic", "R1");
   await page.fill("#publish-key", "browser-test");
   await page.fill("#publish-value",
@@ -318,14 +120,30 @@ test("publish form posts a record to R1 and shows its offset", T, async () => {
 });
 
 test("events feed shows the functions being loaded", T, async () => {
+  const { page, waitInPage } = kfn;
   await page.locator("#events li").first().waitFor();
   await page.locator('#events li[data-kind="function-loaded"]').first().waitFor();
   assert.equal(await page.locator("#events-conn").getAttribute("data-state"), "live");
 });
 
+test("table rows are updated in place, not rebuilt, between polls", T, async () => {
+  const { page, waitInPage } = kfn;
+  const cell = '#bindings-body tr[data-name="page-count"] td.num';
+  // Mark the row's node (a property, not an attribute: rows are patched to match
+  // the rendered row's attributes); a rebuilt table would lose the mark.
+  const before = await page.evaluate((sel) => {
+    document.querySelector(sel).closest("tr").testMark = "kept";
+    return document.querySelector(sel).firstChild.textContent;
+  }, cell);
+  await waitInPage((arg) => document.querySelector(arg.cell)?.firstChild?.textContent !== arg.before,
+    { cell, before }, async () => `page-count's In count stayed at ${before}`);
+  assert.equal(await page.evaluate(() => document.querySelector('#bindings-body tr[data-name="page-count"]').testMark), "kept",
+    "the page-count row was replaced instead of updated");
+  assert.ok(cellNumber(await page.locator(cell).first().innerText()) > cellNumber(before));
+});
+
 test("no console errors or warnings, no failed requests", T, async () => {
-  await mkdir(path.dirname(SCREENSHOT), { recursive: true });
-  await page.screenshot({ path: SCREENSHOT, fullPage: true });
-  assertKfnAlive();
-  assert.deepEqual(problems, [], `problems during the run:\n${problems.join("\n")}`);
+  await kfn.screenshot("target/dashboard.png");
+  kfn.assertKfnAlive();
+  assert.deepEqual(kfn.problems, [], `problems during the run:\n${kfn.problems.join("\n")}`);
 });

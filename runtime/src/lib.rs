@@ -9,16 +9,20 @@
 //! Modules in data-path order, top to bottom:
 //!
 //! - [`config`]: `kfn.yaml`: parse, validate (every error, with line:column).
+//! - [`record`]: what flows between stages: records read, outputs to produce, and a
+//!   stateful step's effects.
 //! - [`kafka`]: the Kafka edge: the embedded broker, the source (consumer with
 //!   offsets stored only after a record's effects are acknowledged) and the sink
-//!   (producer, dead-letter records).
+//!   (producer, dead-letter records, transactions).
+//! - [`pipeline`]: the one record loop every binding and stage runs (source → step →
+//!   delivery, at-least-once or exactly-once), the steps that call functions, and
+//!   building each binding and stage from its config.
 //! - [`wasm`]: the WebAssembly engine: the one `bindgen!`, compiling with a
 //!   precompiled-artifact cache, the function registry that hot-swaps versions, and
 //!   per-binding workers that call guests with CPU-time and memory limits.
-//! - [`window`]: tumbling windows: assignment, aggregates, closing on stream time or
-//!   idle wall-clock, and the queryable store, kept per input partition.
-//! - [`pipeline`]: the loops that join the stages, one per kind of binding
-//!   (supplier, function, consumer, analytics).
+//! - [`window`]: the analytics stage's operator: tumbling, hopping, sliding and
+//!   session windows, aggregates, stream time and idle close per input partition,
+//!   the changelog, restore, final results, and the queryable store.
 //! - [`http`]: the dashboard, the JSON API and the SSE feeds; store queries gathered
 //!   from the other instances.
 //! - [`observe`]: counters, rates, statuses and the runtime event feed every stage
@@ -35,7 +39,16 @@
 //! - **supplier / function / consumer**: the kinds of component (WIT worlds): called on
 //!   a schedule, once per record with outputs, once per record for a side effect.
 //! - **binding**: one entry of `bindings:` in `kfn.yaml`: a component bound to topics.
-//! - **store**: the queryable window state of one `analytics:` stage.
+//! - **stage**: one entry of `analytics:`: a windowed aggregation, run as one or two
+//!   record loops (a repartition step when it groups by a new key, then the window
+//!   step).
+//! - **store**: the queryable window state of one stage.
+//! - **stream time / watermark**: per input partition of a stage, the largest record
+//!   timestamp seen (the smallest over the input partitions feeding it, for a
+//!   repartitioned stage), and that moved on by wall-clock time while the input is
+//!   really idle; windows close and records are late by the watermark.
+//! - **delivery**: how a record loop makes effects durable: pipelined acks
+//!   (at-least-once) or Kafka transactions (exactly-once).
 //! - **generation**: a counter bumped on every successful (re)load of a function;
 //!   workers compare it between records to pick up a new version.
 //! - **lease**: a number given to a partition each time the group assigns it to this

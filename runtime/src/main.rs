@@ -73,8 +73,9 @@ enum Command {
     /// Measure records/s through a Rust function binding against a plain rdkafka
     /// passthrough, on the embedded broker.
     Bench {
-        /// Records per run.
-        #[arg(long, default_value_t = 200_000)]
+        /// Records per run (the embedded broker keeps ~5 MiB per partition, about
+        /// 150,000 of these records).
+        #[arg(long, default_value_t = 100_000)]
         records: usize,
         /// Also measure the same function in every language (size, compile cold and
         /// warm, first call, per call, records/s through a binding).
@@ -83,6 +84,9 @@ enum Command {
         /// Write the results table (markdown) here too.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Internal: measure one window kind's memory in this process and print it.
+        #[arg(long, hide = true)]
+        memory_probe: Option<String>,
     },
 }
 
@@ -119,9 +123,14 @@ fn main() -> ExitCode {
             ))
         }),
         Command::Bench {
+            memory_probe: Some(kind),
+            ..
+        } => kfn::bench::memory_probe(&kind),
+        Command::Bench {
             records,
             languages,
             output,
+            memory_probe: None,
         } => runtime().and_then(|rt| rt.block_on(kfn::bench::run(records, languages, output))),
     };
     match result {

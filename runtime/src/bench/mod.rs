@@ -27,6 +27,8 @@ use crate::wasm::{Registry, WasmEngine};
 mod languages;
 
 const PARTITIONS: i32 = 3;
+/// The stages measured, by store name.
+const STAGES: [&str; 3] = ["tumbling", "hopping", "session"];
 
 /// One measured run.
 pub struct Measured {
@@ -65,7 +67,13 @@ pub async fn run(records: usize, languages: bool, output: Option<PathBuf>) -> an
         languages::GUESTS
             .iter()
             .map(|(_, guest)| format!("bench-out-{guest}")),
-    ) {
+    )
+    .chain(STAGES.iter().flat_map(|stage| {
+        [
+            format!("bench-out-{stage}"),
+            crate::window::changelog::topic("kfn-bench", stage),
+        ]
+    })) {
         broker.create_topic(&t, PARTITIONS)?;
     }
     let settings = KafkaSettings {
@@ -78,6 +86,7 @@ pub async fn run(records: usize, languages: bool, output: Option<PathBuf>) -> an
     };
     eprintln!("kfn bench: producing {records} PageEvent records to bench-in ...");
     fill(&settings, records).await?;
+    ensure_kept(&settings, records)?;
 
     eprintln!("kfn bench: baseline (rdkafka consume → produce) ...");
     let baseline = passthrough(&settings, records).await?;
@@ -153,6 +162,28 @@ pub async fn run(records: usize, languages: bool, output: Option<PathBuf>) -> an
         std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
     }
     drop(broker);
+    Ok(())
+}
+
+/// Fails if the embedded broker dropped some of the input (it keeps ~5 MiB per
+/// partition): every run would then wait for records that are not there.
+fn ensure_kept(settings: &KafkaSettings, records: usize) -> anyhow::Result<()> {
+    let consumer: rdkafka::consumer::BaseConsumer = settings.consumer("bench-check").create()?;
+    let mut kept = 0;
+    for p in 0..PARTITIONS {
+        let (low, high) = consumer.fetch_watermarks("bench-in", p, Duration::from_secs(10))?;
+        anyhow::ensure!(
+            low == 0,
+            "the embedded broker dropped the oldest records of bench-in (it keeps about 5 MiB \
+             per partition): use --records {} or fewer",
+            records * 2 / 3
+        );
+        kept += high;
+    }
+    anyhow::ensure!(
+        kept as usize == records,
+        "bench-in holds {kept} of {records} records"
+    );
     Ok(())
 }
 
@@ -350,10 +381,36 @@ async fn measure(
     Ok(elapsed)
 }
 
-/// Resident memory of open windows: a million keys with one tumbling window each, and
-/// a hundred thousand keys in 1 m/10 s hopping windows (six each), in one partition's
-/// state.
+/// Resident memory per open (key, window) pair, each kind measured in a process of
+/// its own (memory freed by one measurement would be reused by the next).
 fn memory_per_window() -> String {
+    let probe = |kind: &str| -> Option<(f64, u64)> {
+        let out = std::process::Command::new(std::env::current_exe().ok()?)
+            .args(["bench", "--memory-probe", kind])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut words = text.split_whitespace();
+        Some((words.next()?.parse().ok()?, words.next()?.parse().ok()?))
+    };
+    let show = |kind: &str, what: &str| match probe(kind) {
+        Some((bytes, pairs)) => format!(
+            "{:.0} MiB per million open (key, window) pairs {what} ({pairs} pairs)",
+            bytes * 1e6 / f64::from(1 << 20)
+        ),
+        None => format!("{what}: not measured"),
+    };
+    format!(
+        "{}; {}.",
+        show("tumbling", "with one window per key"),
+        show("hopping", "with six per key (1 m hopping every 10 s)")
+    )
+}
+
+/// `kfn bench --memory-probe KIND`: fills one partition's window state (a million
+/// keys with one tumbling window each, or 200,000 keys in six hopping windows each)
+/// and prints the resident bytes it took per open pair, and the pairs.
+pub fn memory_probe(kind: &str) -> anyhow::Result<()> {
     use crate::window::{PartitionState, Stage};
     let rss = || {
         std::fs::read_to_string("/proc/self/statm")
@@ -361,47 +418,54 @@ fn memory_per_window() -> String {
             .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
             .map_or(0, |pages| pages * 4096)
     };
-    let measure = |kind: WindowKind, keys: usize| {
-        let config = AnalyticsConfig {
-            input: "in".into(),
-            function: None,
-            config: Default::default(),
-            limits: limits(),
-            key: KeySelector::RecordKey,
-            window: WindowConfig {
-                kind,
-                grace: Duration::ZERO,
-                idle: None,
+    let (kind, keys) = match kind {
+        "tumbling" => (WindowKind::Tumbling(Duration::from_secs(5)), 1_000_000),
+        "hopping" => (
+            WindowKind::Hopping {
+                size: Duration::from_secs(60),
+                advance: Duration::from_secs(10),
             },
-            aggregate: Aggregates::One(Aggregate::Count),
-            emit: EmitConfig::Final,
-            output: None,
-            serve: None,
-            dlq: "dlq".into(),
-            guarantee: Guarantee::AtLeastOnce,
-        };
-        let stage = Stage::new("memory", &config, "bench");
-        let before = rss();
-        let now = tokio::time::Instant::now();
-        let mut state = PartitionState::new(&stage, 0, now);
-        for i in 0..keys {
-            let _ = state.add(&stage, 0, EPOCH_MS, &format!("user-{i:07}"), &[], now);
-        }
-        let open = state.open_windows().max(1);
-        let bytes = rss().saturating_sub(before) as f64;
-        drop(state);
-        (open, bytes / open as f64 * 1e6 / (1 << 20) as f64)
+            200_000,
+        ),
+        other => anyhow::bail!("no memory probe for {other}"),
     };
-    let (t_open, tumbling) = measure(WindowKind::Tumbling(Duration::from_secs(5)), 1_000_000);
-    let (h_open, hopping) = measure(
-        WindowKind::Hopping {
-            size: Duration::from_secs(60),
-            advance: Duration::from_secs(10),
+    let config = AnalyticsConfig {
+        input: "in".into(),
+        function: None,
+        config: Default::default(),
+        limits: limits(),
+        key: KeySelector::RecordKey,
+        window: WindowConfig {
+            kind,
+            grace: Duration::ZERO,
+            idle: None,
         },
-        100_000,
-    );
-    format!(
-        "{tumbling:.0} MiB resident per million open (key, window) pairs with one window per \
-         key ({t_open} pairs), {hopping:.0} MiB with six per key ({h_open} pairs)."
-    )
+        aggregate: Aggregates::One(Aggregate::Count),
+        emit: EmitConfig::Final,
+        output: None,
+        serve: None,
+        dlq: "dlq".into(),
+        guarantee: Guarantee::AtLeastOnce,
+    };
+    let stage = Stage::new("memory", &config, "bench");
+    let names: Vec<String> = (0..keys).map(|i| format!("user-{i:07}")).collect();
+    let now = tokio::time::Instant::now();
+    let before = rss();
+    let mut state = PartitionState::new(&stage, 0, now);
+    for (i, name) in names.iter().enumerate() {
+        let _ = state.add(&stage, 0, EPOCH_MS + i as i64 % 1000, name, &[], now);
+        if i % 10_000 == 0 {
+            // What a flush does: the changelog records, dropped here.
+            let mut fx = crate::record::Effects::default();
+            state.flush(&stage, &mut fx);
+        }
+    }
+    let mut fx = crate::record::Effects::default();
+    state.flush(&stage, &mut fx);
+    drop(fx);
+    let pairs = state.open_windows() as u64;
+    let bytes = rss().saturating_sub(before) as f64 / pairs.max(1) as f64;
+    println!("{bytes:.1} {pairs}");
+    drop(state);
+    Ok(())
 }

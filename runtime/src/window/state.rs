@@ -44,24 +44,89 @@ struct Index {
     updated: BTreeSet<Id>,
 }
 
-#[derive(Debug)]
-struct KeyState {
-    key: Arc<str>,
-    windows: BTreeMap<Bounds, Slot>,
+/// Every window of a partition in one ordered map, keyed by (group key, start, end),
+/// with the group keys interned: a window costs one map entry, however many keys
+/// there are (a map per key would cost a whole tree node per key).
+#[derive(Debug, Default)]
+struct Windows {
+    /// Each group key once, with how many windows it has.
+    keys: HashMap<Arc<str>, u32>,
+    map: BTreeMap<(Arc<str>, i64, i64), Slot>,
+}
+
+impl Windows {
+    /// The shared copy of `key`.
+    fn intern(&mut self, key: &str) -> Arc<str> {
+        match self.keys.get_key_value(key) {
+            Some((k, _)) => k.clone(),
+            None => {
+                let k: Arc<str> = Arc::from(key);
+                self.keys.insert(k.clone(), 0);
+                k
+            }
+        }
+    }
+
+    /// Forgets `key` if it has no window (after a record that went nowhere).
+    fn release(&mut self, key: &Arc<str>) {
+        if self.keys.get(key) == Some(&0) {
+            self.keys.remove(key);
+        }
+    }
+
+    fn get(&self, key: &Arc<str>, (start, end): Bounds) -> Option<&Slot> {
+        self.map.get(&(key.clone(), start, end))
+    }
+
+    fn get_mut(&mut self, key: &Arc<str>, (start, end): Bounds) -> Option<&mut Slot> {
+        self.map.get_mut(&(key.clone(), start, end))
+    }
+
+    /// Inserts or replaces; true if the window is new.
+    fn insert(&mut self, key: &Arc<str>, (start, end): Bounds, slot: Slot) -> bool {
+        let new = self.map.insert((key.clone(), start, end), slot).is_none();
+        if new {
+            *self.keys.entry(key.clone()).or_insert(0) += 1;
+        }
+        new
+    }
+
+    fn remove(&mut self, key: &Arc<str>, (start, end): Bounds) -> Option<Slot> {
+        let slot = self.map.remove(&(key.clone(), start, end))?;
+        if let Some(n) = self.keys.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                self.keys.remove(key);
+            }
+        }
+        Some(slot)
+    }
+
+    /// `key`'s windows starting in `[lo, hi]`, in start order.
+    fn range(
+        &self,
+        key: &Arc<str>,
+        lo: i64,
+        hi: i64,
+    ) -> impl DoubleEndedIterator<Item = (Bounds, &Slot)> {
+        self.map
+            .range((key.clone(), lo, i64::MIN)..=(key.clone(), hi, i64::MAX))
+            .map(|((_, s, e), slot)| ((*s, *e), slot))
+    }
 }
 
 /// One key's windows, with the bookkeeping every change needs: what a window kind
 /// works on.
 pub struct KeyWindows<'a> {
-    key: &'a Arc<str>,
-    windows: &'a mut BTreeMap<Bounds, Slot>,
+    key: Arc<str>,
+    windows: &'a mut Windows,
     index: &'a mut Index,
     stage: &'a Stage,
 }
 
 impl KeyWindows<'_> {
     pub fn get(&self, bounds: Bounds) -> Option<&Slot> {
-        self.windows.get(&bounds)
+        self.windows.get(&self.key, bounds)
     }
 
     /// The windows starting in `[lo, hi]`, in start order.
@@ -70,22 +135,17 @@ impl KeyWindows<'_> {
         lo: i64,
         hi: i64,
     ) -> impl DoubleEndedIterator<Item = (Bounds, &Slot)> {
-        self.windows
-            .range((lo, i64::MIN)..=(hi, i64::MAX))
-            .map(|(b, s)| (*b, s))
+        self.windows.range(&self.key, lo, hi)
     }
 
     /// The windows starting at or before `hi`, latest first.
     pub fn starting_until(&self, hi: i64) -> impl Iterator<Item = (Bounds, &Slot)> {
-        self.windows
-            .range(..=(hi, i64::MAX))
-            .rev()
-            .map(|(b, s)| (*b, s))
+        self.windows.range(&self.key, i64::MIN, hi).rev()
     }
 
     /// Adds a record to an existing window.
     pub fn add(&mut self, bounds: Bounds, values: &[f64], ts: i64) {
-        if let Some(slot) = self.windows.get_mut(&bounds) {
+        if let Some(slot) = self.windows.get_mut(&self.key, bounds) {
             slot.acc.add(values);
             slot.max_ts = slot.max_ts.max(ts);
             self.touch(bounds);
@@ -99,7 +159,7 @@ impl KeyWindows<'_> {
             max_ts,
             closed: false,
         };
-        if self.windows.insert(bounds, slot).is_none() {
+        if self.windows.insert(&self.key, bounds, slot) {
             let close = self.stage.spec.close_at(bounds);
             self.index.open.insert((close, self.key.clone(), bounds));
         }
@@ -108,7 +168,7 @@ impl KeyWindows<'_> {
 
     /// Removes an open window (merged into another session).
     pub fn remove(&mut self, bounds: Bounds) -> Option<Slot> {
-        let slot = self.windows.remove(&bounds)?;
+        let slot = self.windows.remove(&self.key, bounds)?;
         let close = self.stage.spec.close_at(bounds);
         self.index.open.remove(&(close, self.key.clone(), bounds));
         self.touch(bounds);
@@ -153,7 +213,7 @@ pub struct WindowRow {
 #[derive(Debug)]
 pub struct PartitionState {
     partition: i32,
-    keys: HashMap<Arc<str>, KeyState>,
+    windows: Windows,
     index: Index,
     clock: Clock,
     clock_saved: Option<super::clock::Saved>,
@@ -164,7 +224,7 @@ impl PartitionState {
     pub fn new(stage: &Stage, partition: i32, now: Instant) -> Self {
         Self {
             partition,
-            keys: HashMap::new(),
+            windows: Windows::default(),
             index: Index::default(),
             clock: Clock::new(stage.spec.idle, now),
             clock_saved: None,
@@ -197,26 +257,16 @@ impl PartitionState {
         }
         let before = self.clock.current();
         let watermark = self.clock.observe(source, ts, now);
-        let state = match self.keys.get_mut(key) {
-            Some(s) => s,
-            None => {
-                let key: Arc<str> = Arc::from(key);
-                self.keys.entry(key.clone()).or_insert(KeyState {
-                    key,
-                    windows: BTreeMap::new(),
-                })
-            }
-        };
+        let key = self.windows.intern(key);
         let mut view = KeyWindows {
-            key: &state.key,
-            windows: &mut state.windows,
+            key: key.clone(),
+            windows: &mut self.windows,
             index: &mut self.index,
             stage,
         };
-        let late = kinds::add(&stage.spec, &mut view, ts, values, watermark, before)?;
-        if state.windows.is_empty() {
-            self.keys.remove(key);
-        }
+        let late = kinds::add(&stage.spec, &mut view, ts, values, watermark, before);
+        self.windows.release(&key);
+        let late = late?;
         Ok(late.map(|(windows, entirely)| Late {
             windows,
             entirely,
@@ -235,11 +285,7 @@ impl PartitionState {
             let Some((_, key, bounds)) = self.index.open.pop_first() else {
                 break;
             };
-            let Some(slot) = self
-                .keys
-                .get_mut(&*key)
-                .and_then(|k| k.windows.get_mut(&bounds))
-            else {
+            let Some(slot) = self.windows.get_mut(&key, bounds) else {
                 continue;
             };
             slot.closed = true;
@@ -268,12 +314,7 @@ impl PartitionState {
             let Some((_, key, bounds)) = self.index.retired.pop_first() else {
                 break;
             };
-            if let Some(k) = self.keys.get_mut(&*key) {
-                k.windows.remove(&bounds);
-                if k.windows.is_empty() {
-                    self.keys.remove(&*key);
-                }
-            }
+            self.windows.remove(&key, bounds);
             fx.changes
                 .push(changelog_record(stage, self.partition, &key, bounds, None));
         }
@@ -283,7 +324,7 @@ impl PartitionState {
     /// clock.
     pub fn flush(&mut self, stage: &Stage, fx: &mut Effects) {
         for (key, bounds) in std::mem::take(&mut self.index.touched) {
-            let slot = self.keys.get(&*key).and_then(|k| k.windows.get(&bounds));
+            let slot = self.windows.get(&key, bounds);
             fx.changes
                 .push(changelog_record(stage, self.partition, &key, bounds, slot));
         }
@@ -313,7 +354,7 @@ impl PartitionState {
         }
         self.updates_emitted = now;
         for (key, bounds) in std::mem::take(&mut self.index.updated) {
-            let slot = self.keys.get(&*key).and_then(|k| k.windows.get(&bounds));
+            let slot = self.windows.get(&key, bounds);
             fx.results
                 .push(result(stage, out, &key, bounds, slot, false));
         }
@@ -331,9 +372,9 @@ impl PartitionState {
             } => {
                 let acc = Acc::decode(state, stage.aggregates.pointers().len())?;
                 self.forget(stage, key, bounds);
-                let k = self.key_state(key);
-                let key = k.key.clone();
-                k.windows.insert(
+                let key = self.windows.intern(key);
+                self.windows.insert(
+                    &key,
                     bounds,
                     Slot {
                         acc,
@@ -359,31 +400,13 @@ impl PartitionState {
         Ok(())
     }
 
-    fn key_state(&mut self, key: &str) -> &mut KeyState {
-        if !self.keys.contains_key(key) {
-            let k: Arc<str> = Arc::from(key);
-            self.keys.insert(
-                k.clone(),
-                KeyState {
-                    key: k,
-                    windows: BTreeMap::new(),
-                },
-            );
-        }
-        self.keys.get_mut(key).expect("just inserted")
-    }
-
     /// Removes a window and its index entries (restore).
     fn forget(&mut self, stage: &Stage, key: &str, bounds: Bounds) {
-        let Some(k) = self.keys.get_mut(key) else {
+        let key = self.windows.intern(key);
+        let removed = self.windows.remove(&key, bounds);
+        self.windows.release(&key);
+        if removed.is_none() {
             return;
-        };
-        if k.windows.remove(&bounds).is_none() {
-            return;
-        }
-        let key = k.key.clone();
-        if k.windows.is_empty() {
-            self.keys.remove(&*key);
         }
         let forget = bounds.1.saturating_add(stage.spec.retention());
         self.index.retired.remove(&(forget, key.clone(), bounds));
@@ -404,22 +427,19 @@ impl PartitionState {
 
     /// Every window overlapping `[from, to)`.
     pub fn rows(&self, stage: &Stage, from: i64, to: i64) -> Vec<WindowRow> {
-        let mut rows = Vec::new();
-        for k in self.keys.values() {
-            for (bounds, slot) in &k.windows {
-                if stage.spec.overlaps(*bounds, from, to) {
-                    rows.push(WindowRow {
-                        partition: self.partition,
-                        key: k.key.to_string(),
-                        start: bounds.0,
-                        end: bounds.1,
-                        value: stage.aggregates.value(&slot.acc),
-                        closed: slot.closed,
-                    });
-                }
-            }
-        }
-        rows
+        self.windows
+            .map
+            .iter()
+            .filter(|((_, s, e), _)| stage.spec.overlaps((*s, *e), from, to))
+            .map(|((key, start, end), slot)| WindowRow {
+                partition: self.partition,
+                key: key.to_string(),
+                start: *start,
+                end: *end,
+                value: stage.aggregates.value(&slot.acc),
+                closed: slot.closed,
+            })
+            .collect()
     }
 
     /// Per key, its current window (see [`kinds::current`]) and that window's value.
@@ -429,13 +449,15 @@ impl PartitionState {
         if watermark == i64::MIN {
             return out;
         }
-        for k in self.keys.values() {
-            if let Some((bounds, acc)) = kinds::current(&stage.spec, &k.windows, watermark) {
-                let value = match acc {
+        for key in self.windows.keys.keys() {
+            let windows: Vec<(Bounds, &Slot)> =
+                self.windows.range(key, i64::MIN, i64::MAX).collect();
+            if let Some((bounds, slot)) = kinds::current(&stage.spec, &windows, watermark) {
+                let value = match slot {
                     Some(slot) => stage.aggregates.value(&slot.acc),
                     None => stage.aggregates.value(&stage.aggregates.empty()),
                 };
-                out.insert(k.key.to_string(), (bounds, value));
+                out.insert(key.to_string(), (bounds, value));
             }
         }
         out

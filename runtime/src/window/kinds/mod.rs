@@ -8,8 +8,6 @@ mod session;
 mod sliding;
 mod time;
 
-use std::collections::BTreeMap;
-
 use super::spec::{Bounds, Kind, Spec};
 use super::state::{KeyWindows, Slot};
 
@@ -45,29 +43,31 @@ pub fn add(
 /// latest session.
 pub fn current<'a>(
     spec: &Spec,
-    windows: &'a BTreeMap<Bounds, Slot>,
+    windows: &[(Bounds, &'a Slot)],
     watermark: i64,
 ) -> Option<(Bounds, Option<&'a Slot>)> {
     match spec.kind {
         Kind::Tumbling { size } => {
             let start = watermark - watermark.rem_euclid(size);
             let bounds = (start, start.saturating_add(size));
-            match windows.get(&bounds) {
-                Some(slot) => Some((bounds, Some(slot))),
+            match windows.iter().find(|(b, _)| *b == bounds) {
+                Some((_, slot)) => Some((bounds, Some(*slot))),
                 None => windows
-                    .contains_key(&(start - size, start))
+                    .iter()
+                    .any(|(b, _)| *b == (start - size, start))
                     .then_some((bounds, None)),
             }
         }
         Kind::Hopping { size, .. } => windows
-            .range((watermark.saturating_sub(size) + 1, i64::MIN)..=(watermark, i64::MAX))
-            .next()
-            .map(|(b, s)| (*b, Some(s))),
+            .iter()
+            .find(|((start, _), _)| *start > watermark.saturating_sub(size) && *start <= watermark)
+            .map(|(b, s)| (*b, Some(*s))),
         Kind::Sliding { difference } => windows
-            .range(..=(watermark.saturating_sub(difference), i64::MAX))
-            .next_back()
-            .map(|(b, s)| (*b, Some(s))),
-        Kind::Session { .. } => windows.iter().next_back().map(|(b, s)| (*b, Some(s))),
+            .iter()
+            .rev()
+            .find(|((start, _), _)| *start <= watermark.saturating_sub(difference))
+            .map(|(b, s)| (*b, Some(*s))),
+        Kind::Session { .. } => windows.last().map(|(b, s)| (*b, Some(*s))),
     }
 }
 

@@ -10,7 +10,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { T, cellNumber, useDashboard } from "./harness.mjs";
-import { produceAt } from "./kafka.mjs";
 
 const kfn = useDashboard("examples/windows.yaml");
 
@@ -151,14 +150,14 @@ test("each store's table shows its last closed windows, newest first, as /api/st
 
 test("a record late for its windows is counted in the bindings table and on each store's card, and shown as a late-record event", T, async () => {
   const { page, waitInPage } = kfn;
-  const { bootstrap } = await kfn.api("/api/info");
   const before = Object.fromEntries((await kfn.api("/api/bindings")).map((b) => [b.name, b.late]));
   // Ten minutes old: long past every window's close, for every kind.
-  const record = await produceAt(bootstrap, {
-    topic: "R2", partition: 0, key: "P1", timestampMs: Date.now() - 10 * 60_000,
-    value: JSON.stringify({ name: "P1", user: "U1", duration: 1234 }),
+  const res = await fetch(new URL(`/api/topics/R2?key=P1&timestamp=${Date.now() - 10 * 60_000}`, kfn.baseUrl), {
+    method: "POST",
+    body: JSON.stringify({ name: "P1", user: "U1", duration: 1234 }),
   });
-  assert.ok(record.offset >= 0);
+  assert.equal(res.status, 200, await res.text());
+  assert.ok((await res.json()).offset >= 0);
 
   const stores = Object.keys(STORES);
   await waitInPage(

@@ -163,14 +163,11 @@ fn every_aggregate_kind() {
             Aggregates::One(Aggregate::Count),
             Aggregates::One(Aggregate::Max("/duration".into())),
             Aggregates::One(Aggregate::Min("/duration".into())),
-            Aggregates::Named(
-                [
-                    ("avg_ms".to_string(), Aggregate::Avg("/duration".into())),
-                    ("max_ms".to_string(), Aggregate::Max("/duration".into())),
-                    ("views".to_string(), Aggregate::Count),
-                ]
-                .into()
-            ),
+            Aggregates::Named(vec![
+                ("views".to_string(), Aggregate::Count),
+                ("avg_ms".to_string(), Aggregate::Avg("/duration".into())),
+                ("max_ms".to_string(), Aggregate::Max("/duration".into())),
+            ]),
             Aggregates::One(Aggregate::Sum("/a~1b".into())),
         ]
     );

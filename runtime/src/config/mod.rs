@@ -256,8 +256,8 @@ pub enum Aggregates {
     /// `aggregate: count`: the value is a number.
     One(Aggregate),
     /// `aggregate: { views: count, avg_ms: { avg: /duration } }`: the value is an
-    /// object with these names.
-    Named(BTreeMap<String, Aggregate>),
+    /// object with these names, in this order (the file's).
+    Named(Vec<(String, Aggregate)>),
 }
 
 /// When a store reports to its `out` topic.

@@ -84,6 +84,9 @@ pub struct StoreSummary {
     emit: &'static str,
     /// Open windows in the partitions held here.
     open_windows: usize,
+    /// The furthest watermark of the partitions held here: where the store's windows
+    /// are in event time.
+    watermark_ms: Option<i64>,
     /// Partitions held here.
     partitions: Vec<i32>,
 }
@@ -117,6 +120,7 @@ pub async fn stores(State(s): State<Arc<HttpState>>) -> Json<Vec<StoreSummary>> 
                         Emit::Changes { .. } => "changes",
                     },
                     open_windows: st.open_windows(),
+                    watermark_ms: st.watermark(),
                     partitions: st.partitions(),
                 }
             })
@@ -187,6 +191,8 @@ fn find_store<'a>(
 #[derive(Deserialize)]
 pub struct PublishParams {
     key: Option<String>,
+    /// The record's timestamp, ms since the epoch (default: now).
+    timestamp: Option<i64>,
 }
 
 pub async fn publish(
@@ -211,6 +217,7 @@ pub async fn publish(
         partition: None,
         key: params.key.map(String::into_bytes),
         value: body.to_vec(),
+        timestamp_ms: params.timestamp,
         ..Output::default()
     };
     let sent = tokio::time::timeout(

@@ -9,7 +9,7 @@
 //! | `GET /api/stores`, `/api/stores/{name}?from=&to=` | window stores and their windows, gathered from every instance (`&local=true`: this one's only) |
 //! | `GET /api/stores/{name}/current` | each key's current window, gathered likewise |
 //! | `GET /api/events` | SSE: runtime events (history first) |
-//! | `POST /api/topics/{topic}?key=` | publish the body as a record |
+//! | `POST /api/topics/{topic}?key=&timestamp=` | publish the body as a record |
 //! | `GET <serve>` | SSE: a store's current values, `{"P1": n, ...}`, every second, from every instance |
 
 mod api;

@@ -7,8 +7,6 @@
 //! enough for every built-in aggregate, mergeable (session merges), and written to
 //! the changelog as bytes.
 
-use std::collections::BTreeMap;
-
 use crate::config;
 
 /// What the stage computes per window, compiled from `aggregate:`.
@@ -51,9 +49,9 @@ impl Aggregates {
         };
         let (names, items) = match config {
             config::Aggregates::One(a) => (None, vec![item(a)]),
-            config::Aggregates::Named(map) => (
-                Some(map.keys().cloned().collect()),
-                map.values().map(&mut item).collect(),
+            config::Aggregates::Named(list) => (
+                Some(list.iter().map(|(name, _)| name.clone()).collect()),
+                list.iter().map(|(_, a)| item(a)).collect(),
             ),
         };
         Self {
@@ -219,9 +217,6 @@ impl Acc {
     }
 }
 
-/// Named aggregates in the order `kfn.yaml` reads them.
-pub type Named = BTreeMap<String, config::Aggregate>;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,12 +231,12 @@ mod tests {
         assert_eq!(count.value(&acc), serde_json::json!(2));
         assert!(count.is_count());
 
-        let named = Aggregates::new(&Config::Named(Named::from([
+        let named = Aggregates::new(&Config::Named(vec![
             ("views".into(), Aggregate::Count),
             ("avg_ms".into(), Aggregate::Avg("/duration".into())),
             ("max_ms".into(), Aggregate::Max("/duration".into())),
             ("bytes".into(), Aggregate::Sum("/size".into())),
-        ])));
+        ]));
         assert_eq!(
             named.pointers(),
             ["/duration", "/size"],

@@ -119,6 +119,15 @@ impl WindowStore {
         self.lock().keys().copied().collect()
     }
 
+    /// The furthest watermark of the partitions here (`None` before any record).
+    pub fn watermark(&self) -> Option<i64> {
+        self.lock()
+            .values()
+            .map(|p| p.state.watermark())
+            .filter(|w| *w != i64::MIN)
+            .max()
+    }
+
     /// Open windows over all partitions here.
     pub fn open_windows(&self) -> usize {
         self.lock().values().map(|p| p.state.open_windows()).sum()

@@ -1,6 +1,5 @@
 //! The rules of one `analytics:` entry: a windowed aggregation and its SSE route.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::node::{Node, NodeKind, Pos};
@@ -265,7 +264,7 @@ fn aggregates_of(path: &str, node: &Node, report: &mut Report) -> Option<Aggrega
         );
         return None;
     }
-    let mut named = BTreeMap::new();
+    let mut named = Vec::new();
     let mut ok = true;
     for (name_node, value) in entries {
         let name = name_node.scalar_text().unwrap_or_default();
@@ -291,9 +290,7 @@ fn aggregates_of(path: &str, node: &Node, report: &mut Report) -> Option<Aggrega
             continue;
         }
         match one(&entry_path, value, report) {
-            Some(a) => {
-                named.insert(name.to_owned(), a);
-            }
+            Some(a) => named.push((name.to_owned(), a)),
             None => ok = false,
         }
     }

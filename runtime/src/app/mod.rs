@@ -481,15 +481,11 @@ impl Drop for App {
     }
 }
 
-/// The dashboard's files: `static/` beside the config, else the one in this source tree.
-fn static_dir(base: &Path) -> PathBuf {
+/// The dashboard's files: a `static/` folder beside the config (this repository's, or
+/// a user's own, edited without a rebuild), else the copy inside the binary.
+fn static_dir(base: &Path) -> Option<PathBuf> {
     let beside = base.join("static");
-    if beside.join("index.html").exists() {
-        return beside;
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("static")
+    beside.join("index.html").exists().then_some(beside)
 }
 
 /// The address other instances use for this one: the listen address, or the host

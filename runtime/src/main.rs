@@ -338,6 +338,8 @@ async fn up(config_path: PathBuf, options: Options, no_build: bool) -> anyhow::R
         config_path: Some(config_path.clone()),
         ..options
     };
+    // This process ends with the app: the embedded broker stays up until it exits.
+    kfn::kafka::EmbeddedBroker::outlive_clients();
     let app = App::start(config, options).await?;
     for (name, error) in failed {
         app.registry

@@ -239,7 +239,8 @@ fn traceback_summary(output: &str, mounts: &[PathBuf]) -> Option<String> {
     };
     let lines: Vec<&str> = output.lines().collect();
     let (at, file, line) = lines.iter().enumerate().rev().find_map(|(i, l)| {
-        let rest = l.trim_start().strip_prefix("File \"")?;
+        // Usually the whole line; componentize-py may put its exception's name first.
+        let rest = &l[l.find("File \"")? + "File \"".len()..];
         let (file, rest) = rest.split_once('"')?;
         let line = rest.trim_start_matches(',').trim().strip_prefix("line ")?;
         let line: String = line.chars().take_while(char::is_ascii_digit).collect();
@@ -250,9 +251,10 @@ fn traceback_summary(output: &str, mounts: &[PathBuf]) -> Option<String> {
         user.then(|| (i, unmount(file), line))
     })?;
     let error = lines[at..].iter().map(|l| l.trim()).find(|l| {
-        l.split_once(':').is_some_and(|(kind, _)| {
-            (kind.ends_with("Error") || kind.ends_with("Exception")) && !kind.contains(' ')
-        })
+        !l.contains("File \"")
+            && l.split_once(':').is_some_and(|(kind, _)| {
+                (kind.ends_with("Error") || kind.ends_with("Exception")) && !kind.contains(' ')
+            })
     })?;
     let code = lines
         .get(at + 1)
@@ -270,7 +272,8 @@ mod tests {
 
     #[test]
     fn a_traceback_is_summed_up_in_the_users_file_and_line() {
-        let output = "componentize-py failed (exit status: 1):\nTraceback (most recent call last):\n  File \"<string>\", line 1, in <module>\n  File \"/0/app.py\", line 7\n    def process(self msg):\n                     ^^^\nSyntaxError: invalid syntax\n";
+        // What componentize-py 0.25.1 prints (shortened).
+        let output = "Traceback (most recent call last):\n  File \"/venv/bin/componentize-py\", line 8, in <module>\n    sys.exit(script())\nAssertionError:   File \"/0/app.py\", line 7\n    def process(self msg):\n                     ^^^\nSyntaxError: invalid syntax\nCaused by:\n    SyntaxError: invalid syntax (app.py, line 7)\n";
         let mounts = [PathBuf::from("/p/functions/f")];
         assert_eq!(
             traceback_summary(output, &mounts).unwrap(),

@@ -47,10 +47,9 @@ impl Contract {
         let root = functions_dir.parent().unwrap_or(&functions_dir);
         let contract = Contract::write(root)?;
         eprintln!(
-            "kfn: wrote the function contract {} ({}) to {}",
+            "kfn: wrote the function contract ({}) to {}",
             assets::WIT_PACKAGE,
-            "kfn.wit",
-            contract.dir.display()
+            contract.file().display()
         );
         Ok(contract)
     }

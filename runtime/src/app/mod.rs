@@ -22,7 +22,7 @@ mod topics;
 
 use run::{run_binding, source};
 use services::{load_all, probe_broker, sample_rates};
-use topics::{create_internal, create_topics, internal, topics};
+use topics::{create_app_topics, create_internal, internal, topics};
 
 use anyhow::Context;
 use tokio::task::JoinSet;
@@ -39,7 +39,8 @@ use crate::pipeline::{
 use crate::wasm::{GuestIdentity, Limits, Registry, WasmEngine, Worker, World};
 use crate::window::{AggregateKind, WindowSpec, WindowStore, changelog};
 
-/// Partitions of the topics kfn creates on the embedded broker.
+/// Partitions of the topics kfn creates on the embedded broker (on a real cluster they
+/// follow the input's: see `topics::create_app_topics`).
 const PARTITIONS: i32 = 3;
 /// How long shutdown waits for bindings to drain before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -120,7 +121,7 @@ impl App {
         };
         let sink = Sink::new(&settings).context("creating the Kafka producer")?;
         if broker.is_none() {
-            create_topics(&settings, &topics(&config), PARTITIONS, false).await;
+            create_app_topics(&settings, &sink, &config).await;
             create_internal(&settings, &sink, &config).await?;
         }
 

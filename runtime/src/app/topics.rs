@@ -62,6 +62,44 @@ async fn partitions(sink: &Sink, topic: &str) -> anyhow::Result<i32> {
     count.ok_or_else(|| anyhow::anyhow!("topic {topic} does not exist and could not be created"))
 }
 
+/// Creates the app's missing topics on a real cluster: an input with the broker's
+/// default partition count (what an auto-created topic would get), and what a binding
+/// or stage writes (`out`, its dead-letter topic) with as many partitions as its input
+/// has, so partition `p` of the output follows partition `p` of the input (a fixed
+/// count would be wrong for every input but one size).
+pub(super) async fn create_app_topics(settings: &KafkaSettings, sink: &Sink, config: &Config) {
+    let mut follows: Vec<(Option<&String>, Vec<&String>)> = Vec::new();
+    for b in config.bindings.values() {
+        let mut written: Vec<&String> = b.output.iter().collect();
+        if b.kind != config::BindingKind::Supplier {
+            written.push(&b.dlq);
+        }
+        follows.push((b.input.as_ref(), written));
+    }
+    for a in config.analytics.values() {
+        let mut written: Vec<&String> = a.output.iter().collect();
+        written.push(&a.dlq);
+        follows.push((Some(&a.input), written));
+    }
+    // Inputs first (a supplier's output is an input elsewhere): broker default.
+    let inputs: Vec<String> = follows
+        .iter()
+        .filter_map(|(input, _)| input.map(|i| i.to_string()))
+        .collect();
+    create_topics(settings, &inputs, BROKER_DEFAULT, false).await;
+    for (input, written) in follows {
+        let partitions = match input {
+            Some(input) => partitions(sink, input).await.unwrap_or(BROKER_DEFAULT),
+            None => BROKER_DEFAULT,
+        };
+        let written: Vec<String> = written.into_iter().cloned().collect();
+        create_topics(settings, &written, partitions, false).await;
+    }
+}
+
+/// `num_partitions = -1`: the broker's `num.partitions` (Kafka 2.4 and later).
+const BROKER_DEFAULT: i32 = -1;
+
 pub(super) fn topics(config: &Config) -> Vec<String> {
     let mut t = std::collections::BTreeSet::new();
     for b in config.bindings.values() {

@@ -80,9 +80,10 @@ pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Str
             continue;
         };
         let Some(end) = reference.find('}') else {
-            return Err(format!(
-                "unclosed '${{' in this value: write ${{NAME}} for the environment variable NAME, or $${{ for a literal '${{'"
-            ));
+            return Err(
+                "unclosed '${' in this value: write ${NAME} for the environment variable NAME, or $${ for a literal '${'"
+                    .to_string(),
+            );
         };
         let (name, default) = match reference[..end].split_once(":-") {
             Some((name, default)) => (name, Some(default)),

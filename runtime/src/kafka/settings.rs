@@ -107,6 +107,10 @@ impl KafkaSettings {
             .client()
             .fetch_metadata(None, rdkafka::util::Timeout::After(timeout))
             .is_err();
+        // Error events wait on the client's queue until it is polled.
+        for _ in 0..5 {
+            producer.poll(std::time::Duration::from_millis(20));
+        }
         let first = producer.context().0.lock().ok()?.take();
         failed
             .then_some(first)

@@ -44,7 +44,8 @@ pub mod defaults {
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};
     use std::time::Duration;
 
-    /// `kafka.application-id`: the consumer group prefix.
+    /// `kafka.application-id` on the embedded broker (the app's own): the consumer
+    /// group prefix. A real cluster has no default: two apps would share groups.
     pub const APPLICATION_ID: &str = "kfn";
     /// `functions.dir`, relative to kfn.yaml.
     pub const FUNCTIONS_DIR: &str = "functions";

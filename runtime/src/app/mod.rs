@@ -39,8 +39,8 @@ use crate::pipeline::{
 use crate::wasm::{GuestIdentity, Limits, Registry, WasmEngine, Worker, World};
 use crate::window::{AggregateKind, WindowSpec, WindowStore, changelog};
 
-/// Partitions of the topics kfn creates on the embedded broker (on a real cluster they
-/// follow the input's: see `topics::create_app_topics`).
+/// Partitions of the topics kfn creates on the embedded broker, and of missing inputs
+/// on a real cluster (outputs follow their input there: `topics::create_app_topics`).
 const PARTITIONS: i32 = 3;
 /// How long shutdown waits for bindings to drain before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -121,7 +121,7 @@ impl App {
         };
         let sink = Sink::new(&settings).context("creating the Kafka producer")?;
         if broker.is_none() {
-            create_app_topics(&settings, &sink, &config).await;
+            create_app_topics(&settings, &sink, &config, PARTITIONS).await;
             create_internal(&settings, &sink, &config).await?;
         }
 

@@ -62,12 +62,16 @@ async fn partitions(sink: &Sink, topic: &str) -> anyhow::Result<i32> {
     count.ok_or_else(|| anyhow::anyhow!("topic {topic} does not exist and could not be created"))
 }
 
-/// Creates the app's missing topics on a real cluster: an input with the broker's
-/// default partition count (what an auto-created topic would get), and what a binding
-/// or stage writes (`out`, its dead-letter topic) with as many partitions as its input
-/// has, so partition `p` of the output follows partition `p` of the input (a fixed
-/// count would be wrong for every input but one size).
-pub(super) async fn create_app_topics(settings: &KafkaSettings, sink: &Sink, config: &Config) {
+/// Creates the app's missing topics on a real cluster: a missing input with
+/// `partitions` (create inputs beforehand to choose), and what a binding or stage
+/// writes (`out`, its dead-letter topic) with as many partitions as its input has, so
+/// that an output is as parallel as what feeds it.
+pub(super) async fn create_app_topics(
+    settings: &KafkaSettings,
+    sink: &Sink,
+    config: &Config,
+    partitions_of_new_inputs: i32,
+) {
     let mut follows: Vec<(Option<&String>, Vec<&String>)> = Vec::new();
     for b in config.bindings.values() {
         let mut written: Vec<&String> = b.output.iter().collect();
@@ -81,24 +85,26 @@ pub(super) async fn create_app_topics(settings: &KafkaSettings, sink: &Sink, con
         written.push(&a.dlq);
         follows.push((Some(&a.input), written));
     }
-    // Inputs first (a supplier's output is an input elsewhere): broker default.
-    let inputs: Vec<String> = follows
+    // Inputs first (a supplier's output is an input elsewhere).
+    // Each once: Kafka refuses a CreateTopics request naming a topic twice.
+    let inputs: std::collections::BTreeSet<String> = follows
         .iter()
         .filter_map(|(input, _)| input.map(|i| i.to_string()))
         .collect();
-    create_topics(settings, &inputs, BROKER_DEFAULT, false).await;
+    let inputs: Vec<String> = inputs.into_iter().collect();
+    create_topics(settings, &inputs, partitions_of_new_inputs, false).await;
     for (input, written) in follows {
         let partitions = match input {
-            Some(input) => partitions(sink, input).await.unwrap_or(BROKER_DEFAULT),
-            None => BROKER_DEFAULT,
+            Some(input) => partitions(sink, input)
+                .await
+                .unwrap_or(partitions_of_new_inputs),
+            None => partitions_of_new_inputs,
         };
-        let written: Vec<String> = written.into_iter().cloned().collect();
+        let written: std::collections::BTreeSet<String> = written.into_iter().cloned().collect();
+        let written: Vec<String> = written.into_iter().collect();
         create_topics(settings, &written, partitions, false).await;
     }
 }
-
-/// `num_partitions = -1`: the broker's `num.partitions` (Kafka 2.4 and later).
-const BROKER_DEFAULT: i32 = -1;
 
 pub(super) fn topics(config: &Config) -> Vec<String> {
     let mut t = std::collections::BTreeSet::new();

@@ -265,7 +265,7 @@ fn security_problems(properties: &BTreeMap<String, String>) -> Vec<(&'static str
         None => problems.push((
             "security.protocol",
             format!(
-                "security.protocol {protocol} needs sasl.mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (librdkafka's default, GSSAPI, is not built in; see runtime/Cargo.toml)"
+                "security.protocol {protocol} needs sasl.mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (librdkafka's default, GSSAPI, needs a kfn built with `--features gssapi`)"
             ),
         )),
         Some("PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512") => {

@@ -95,9 +95,9 @@ fn up(bin: &Path, dir: &Path) -> Up {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("kfn up starts");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut dashboard, mut bootstrap) = (None, None);
-    for line in stdout.lines().map_while(Result::ok) {
+    for line in stdout.by_ref().map_while(Result::ok) {
         println!("kfn up: {line}");
         if let Some(rest) = line.split("dashboard: http://").nth(1) {
             dashboard = Some(rest.trim().to_string());
@@ -109,6 +109,12 @@ fn up(bin: &Path, dir: &Path) -> Up {
             break;
         }
     }
+    // Keep reading: kfn must not write into a closed pipe.
+    std::thread::spawn(move || {
+        for line in stdout.map_while(Result::ok) {
+            println!("kfn up: {line}");
+        }
+    });
     Up {
         child,
         dashboard: dashboard.expect("kfn up prints its dashboard address"),

@@ -10,11 +10,18 @@
 #   scripts/kafka.sh status           exit 0 iff running and ready (1: running, not
 #                                     ready; 3: not running)
 #   scripts/kafka.sh bootstrap        print 127.0.0.1:<port>
+#   scripts/kafka.sh sasl-env         print KFN_TEST_KAFKA_SASL=127.0.0.1:<sasl port> and
+#                                     KFN_TEST_KAFKA_CA=<ca.pem> (for `env $(...) cargo test`)
 #   scripts/kafka.sh logs [-f|N]      last N (200) lines of the broker log, or follow it
+#
+# The broker has two client listeners: PLAINTEXT on the port, and SASL_SSL on port+2
+# (SCRAM-SHA-512, user `kfn`, password `kfn-test-secret`) with a certificate for
+# 127.0.0.1 signed by a CA made for this data dir with keytool (DATA/tls/ca.pem); the
+# SCRAM user is created when the storage is formatted.
 #
 # Environment:
 #   KFN_KAFKA_PORT             PLAINTEXT port (19092); the controller uses KFN_KAFKA_CONTROLLER_PORT
-#                              (default port+1, so 19093)
+#                              (default port+1, so 19093) and SASL_SSL KFN_KAFKA_SASL_PORT (port+2)
 #   KFN_KAFKA_DATA             data dir (scripts/.cache/kafka-data): meta.properties, the
 #                              topic logs, server.properties, server.log, kafka.pid
 #   KFN_KAFKA_VERSION          Kafka version to fetch from Maven Central (4.4.0)
@@ -22,7 +29,7 @@
 #   KFN_KAFKA_HEAP             heap flags (-Xms256m -Xmx768m)
 #   KFN_KAFKA_JAVA_OPTS        extra JVM flags
 #
-# Needs java (17+) and, for the one-time fetch, mvn: the jars come from Maven Central into
+# Needs java (17+, with keytool) and, for the one-time fetch, mvn: the jars come from Maven Central into
 # scripts/.cache/kafka-<version>/libs (git-ignored). Readiness is checked with kcat if it
 # is installed, else with a small Java check (scripts/kafka/Ready.java).
 set -euo pipefail
@@ -33,6 +40,7 @@ CACHE=$ROOT/scripts/.cache
 VERSION=${KFN_KAFKA_VERSION:-4.4.0}
 PORT=${KFN_KAFKA_PORT:-19092}
 CONTROLLER_PORT=${KFN_KAFKA_CONTROLLER_PORT:-$((PORT + 1))}
+SASL_PORT=${KFN_KAFKA_SASL_PORT:-$((PORT + 2))}
 LIBS=$CACHE/kafka-$VERSION/libs
 DATA=$(realpath -m "${KFN_KAFKA_DATA:-$CACHE/kafka-data}")
 START_TIMEOUT=${KFN_KAFKA_START_TIMEOUT:-120}
@@ -44,6 +52,11 @@ PIDFILE=$DATA/kafka.pid
 LOG=$DATA/server.log
 PROPS=$DATA/server.properties
 LOG_DIRS=$DATA/kraft-logs
+TLS=$DATA/tls
+# Test-only credentials of the SASL_SSL listener (a broker bound to 127.0.0.1).
+SASL_USER=kfn
+SASL_PASSWORD=kfn-test-secret
+STORE_PASSWORD=kfn-test-store
 
 say() { echo "kafka: $*"; }
 die() { echo "kafka: error: $*" >&2; exit 1; }
@@ -58,7 +71,7 @@ tail_log() {
   fi
 }
 
-for p in "$PORT" "$CONTROLLER_PORT"; do
+for p in "$PORT" "$CONTROLLER_PORT" "$SASL_PORT"; do
   [[ $p =~ ^[0-9]+$ ]] && [ "$p" -gt 0 ] && [ "$p" -lt 65536 ] || die "bad port '$p' (KFN_KAFKA_PORT)"
 done
 
@@ -117,7 +130,7 @@ port_in_use() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 # the other threads: wait (up to <seconds>) until neither port accepts connections.
 wait_ports_free() {
   local deadline=$((SECONDS + $1))
-  while port_in_use "$PORT" || port_in_use "$CONTROLLER_PORT"; do
+  while port_in_use "$PORT" || port_in_use "$CONTROLLER_PORT" || port_in_use "$SASL_PORT"; do
     [ "$SECONDS" -lt "$deadline" ] || return 1
     sleep 0.1
   done
@@ -150,7 +163,40 @@ fetch() {
 
 write_props() {
   sed -e "s|@PORT@|$PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" -e "s|@LOG_DIRS@|$LOG_DIRS|g" \
+    -e "s|@SASL_PORT@|$SASL_PORT|g" -e "s|@TLS@|$TLS|g" -e "s|@STORE_PASSWORD@|$STORE_PASSWORD|g" \
     "$TPL/server.properties.in" >"$PROPS"
+}
+
+# The SASL_SSL listener's TLS material, once per data dir: a CA, and a broker key and
+# certificate for 127.0.0.1 signed by it (keytool, from the JDK). Clients trust
+# tls/ca.pem.
+make_tls() {
+  [ -f "$TLS/broker.p12" ] && [ -f "$TLS/ca.pem" ] && return 0
+  need keytool "keytool (part of Java) makes the test CA. Install Java: apt-get install -y openjdk-17-jre-headless"
+  say "making a test CA and a broker certificate for 127.0.0.1 (once) in $TLS..."
+  rm -rf "$TLS.tmp"
+  mkdir -p "$TLS.tmp"
+  local kt=(keytool -storetype PKCS12 -storepass "$STORE_PASSWORD" -keypass "$STORE_PASSWORD")
+  local san="SAN=ip:127.0.0.1,dns:localhost" out
+  if ! out=$(
+    cd "$TLS.tmp" &&
+      "${kt[@]}" -genkeypair -alias ca -dname "CN=kfn test CA" -ext bc:c -keyalg RSA -keysize 2048 \
+        -validity 3650 -keystore ca.p12 2>&1 &&
+      "${kt[@]}" -exportcert -rfc -alias ca -keystore ca.p12 -file ca.pem 2>&1 &&
+      "${kt[@]}" -genkeypair -alias broker -dname "CN=127.0.0.1" -ext "$san" -keyalg RSA -keysize 2048 \
+        -validity 3650 -keystore broker.p12 2>&1 &&
+      "${kt[@]}" -certreq -alias broker -keystore broker.p12 -file broker.csr 2>&1 &&
+      "${kt[@]}" -gencert -alias ca -keystore ca.p12 -infile broker.csr -outfile broker.pem -rfc \
+        -ext "$san" -validity 3650 2>&1 &&
+      "${kt[@]}" -importcert -noprompt -alias ca -file ca.pem -keystore broker.p12 2>&1 &&
+      "${kt[@]}" -importcert -noprompt -alias broker -file broker.pem -keystore broker.p12 2>&1
+  ); then
+    echo "$out" >&2
+    rm -rf "$TLS.tmp"
+    die "making the test certificates with keytool failed"
+  fi
+  rm -rf "$TLS"
+  mv "$TLS.tmp" "$TLS"
 }
 
 # A Kafka cluster id: 16 random bytes, URL-safe base64 without padding, not starting with
@@ -168,10 +214,12 @@ format() {
   say "formatting KRaft storage in $DATA..."
   local out
   if ! out=$(java -Xmx256m -Dlog4j2.configurationFile="$TPL/log4j2.properties" -cp "$LIBS/*" \
-      kafka.tools.StorageTool format --cluster-id "$(cluster_id)" --config "$PROPS" 2>&1); then
+      kafka.tools.StorageTool format --cluster-id "$(cluster_id)" --config "$PROPS" \
+      --add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=\"$SASL_PASSWORD\"]" 2>&1); then
     echo "$out" >&2
     die "formatting KRaft storage failed"
   fi
+  touch "$DATA/scram-user"
 }
 
 wait_ready() { # <t0> <pid> [ours]: kill it on timeout only if this call started it
@@ -236,8 +284,11 @@ cmd_start() {
     rm -rf "$DATA"
   fi
   mkdir -p "$DATA"
+  make_tls
   write_props
   format
+  [ -f "$DATA/scram-user" ] ||
+    say "note: $DATA was formatted before the SASL_SSL listener had a user; run 'scripts/kafka.sh stop && scripts/kafka.sh start --fresh' for the SASL tests"
   [ -f "$LOG" ] && mv -f "$LOG" "$LOG.1"
   say "starting (log: $LOG)..."
   t0=$(now)
@@ -330,6 +381,11 @@ case ${1:-} in
   kill) cmd_kill ;;
   status) cmd_status ;;
   bootstrap) echo "$BOOTSTRAP" ;;
+  sasl-env)
+    [ -f "$TLS/ca.pem" ] || die "no test CA yet ($TLS/ca.pem): run 'scripts/kafka.sh start' first"
+    echo "KFN_TEST_KAFKA_SASL=$HOST:$SASL_PORT"
+    echo "KFN_TEST_KAFKA_CA=$TLS/ca.pem"
+    ;;
   logs) shift; cmd_logs "$@" ;;
   -h | --help | help) usage ;;
   *) usage >&2; exit 2 ;;

@@ -29,7 +29,10 @@
 //!   reports to.
 //! - [`watch`]: the `functions/` and `kfn.yaml` watcher behind hot reload.
 //! - [`builder`]: `kfn build`: turns function source folders into `.wasm`.
-//! - [`scaffold`]: `kfn new`: a new function folder from a template.
+//! - [`scaffold`]: `kfn init` and `kfn new`: a project, or a function folder, from a
+//!   template.
+//! - [`assets`]: what the binary carries: the WIT contract, the templates, the
+//!   dashboard.
 //! - [`app`]: builds every stage from the config, connects them and owns shutdown.
 //! - [`bench`]: `kfn bench`: kfn against a plain rdkafka passthrough.
 //!
@@ -58,6 +61,7 @@
 //!   partitions through Kafka's consumer groups.
 
 pub mod app;
+pub mod assets;
 pub mod bench;
 pub mod builder;
 pub mod config;

@@ -1,4 +1,8 @@
 //! The `kfn` command line.
+//!
+//! An installed `kfn` carries everything it needs (the contract, the templates, the
+//! dashboard: see `kfn::assets`) and works in any project folder; in this repository
+//! `cargo kfn ...` runs the same commands.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,6 +26,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create a project: a commented kfn.yaml, functions/, the wit/ contract,
+    /// kfn.schema.json (editor completion) and a .gitignore.
+    Init {
+        /// The project folder (created if missing).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Only (re)write the project's wit/kfn.wit with the contract this kfn runs.
+        #[arg(long)]
+        wit: bool,
+    },
     /// Build stale functions, then run the app in kfn.yaml until Ctrl-C / SIGTERM.
     Up {
         /// The app to run.
@@ -47,7 +61,11 @@ enum Command {
         #[arg(default_value = "kfn.yaml")]
         file: PathBuf,
     },
-    /// Build every function folder whose .wasm is missing or older than its sources.
+    /// Print the JSON Schema of kfn.yaml (for editor completion).
+    Schema,
+    /// Print the reference of every kfn.yaml key (Markdown).
+    Reference,
+    /// Build every function folder whose sources changed since its .wasm was built.
     Build {
         /// The functions directory (default: `functions.dir` of kfn.yaml, else ./functions).
         #[arg(long)]
@@ -95,6 +113,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate { file } => return validate(&file),
+        Command::Init { dir, wit } => init(&dir, wit),
+        Command::Schema => {
+            print!("{}", kfn::config::json_schema());
+            Ok(())
+        }
+        Command::Reference => {
+            print!("{}", kfn::config::reference());
+            Ok(())
+        }
         Command::Build { dir, force } => build(dir, force),
         Command::New {
             world,
@@ -150,18 +177,68 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn init_tracing() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("KFN_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn,librdkafka=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours for a terminal only: a log file gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+/// How to spell a kfn command in a hint: `cargo kfn` when run through cargo (in
+/// kfn's repository), else `kfn`.
+fn kfn_command() -> &'static str {
+    if std::env::var("CARGO_PKG_NAME").as_deref() == Ok("kfn") {
+        "cargo kfn"
+    } else {
+        "kfn"
+    }
+}
+
+/// The Kafka settings `kfn up` would use, for checking what librdkafka refuses.
+fn settings_of(config: &Config) -> kfn::kafka::KafkaSettings {
+    let bootstrap = match &config.kafka.brokers {
+        kfn::config::Brokers::Embedded => "127.0.0.1:9092".to_string(),
+        kfn::config::Brokers::Bootstrap(servers) => servers.clone(),
+    };
+    kfn::kafka::KafkaSettings {
+        bootstrap,
+        embedded: matches!(config.kafka.brokers, kfn::config::Brokers::Embedded),
+        application_id: config.kafka.application_id.clone(),
+        properties: config.kafka.properties.clone(),
+        instance: "validate".into(),
+        advertise: None,
+    }
+}
+
+/// librdkafka's objections to the clients `config` makes, as one message.
+fn refused(file: &Path, config: &Config) -> Option<String> {
+    let refusals = settings_of(config).refusals();
+    (!refusals.is_empty()).then(|| {
+        refusals
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}: kafka.properties: librdkafka refuses {r}",
+                    file.display()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 fn validate(file: &Path) -> ExitCode {
     match Config::load(file) {
         Ok(config) => {
+            if let Some(refused) = refused(file, &config) {
+                eprintln!("{refused}");
+                return ExitCode::FAILURE;
+            }
             println!(
                 "{}: ok ({} bindings, {} analytics stages)",
                 file.display(),
@@ -177,29 +254,56 @@ fn validate(file: &Path) -> ExitCode {
     }
 }
 
-/// The functions directory and the WIT folder: from `--dir`, else kfn.yaml, else defaults.
-fn functions_dir(dir: Option<PathBuf>) -> (PathBuf, PathBuf) {
-    match dir {
-        Some(dir) => (dir, PathBuf::from("wit")),
-        None => match Config::load(Path::new("kfn.yaml")) {
-            Ok(c) => (c.functions.dir.clone(), c.base_dir.join("wit")),
-            Err(_) => (PathBuf::from("functions"), PathBuf::from("wit")),
-        },
+/// The functions directory: `--dir`, else kfn.yaml's `functions.dir`, else ./functions.
+fn functions_dir(dir: Option<PathBuf>) -> PathBuf {
+    dir.unwrap_or_else(|| match Config::load(Path::new("kfn.yaml")) {
+        Ok(c) => c.functions.dir,
+        Err(_) => PathBuf::from("functions"),
+    })
+}
+
+fn init(dir: &Path, wit_only: bool) -> anyhow::Result<()> {
+    if wit_only {
+        let contract = kfn::builder::Contract::write(dir).map_err(anyhow::Error::msg)?;
+        println!(
+            "wrote {} ({})",
+            contract.file().display(),
+            kfn::assets::WIT_PACKAGE
+        );
+        return Ok(());
     }
+    kfn::scaffold::init(dir)?;
+    let cd = if dir == Path::new(".") {
+        String::new()
+    } else {
+        format!("cd {} && ", dir.display())
+    };
+    println!("created a kfn project in {}", dir.display());
+    println!(
+        "next: {cd}kfn new function NAME --lang rust|js|python|c|go, bind it in kfn.yaml, then `kfn up` (dashboard on http://127.0.0.1:8080)"
+    );
+    Ok(())
 }
 
 fn new(world: &str, name: &str, lang: &str, dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let (dir, _) = functions_dir(dir);
-    let folder =
-        kfn::scaffold::new_function(&kfn::scaffold::templates_dir(), &dir, world, name, lang)?;
+    let dir = functions_dir(dir);
+    let folder = kfn::scaffold::new_function(&dir, world, name, lang)?;
+    let kfn = kfn_command();
+    let example = match world {
+        "supplier" => format!("{name}: {{ supplier: {name}, every: 1s, out: my-topic }}"),
+        "consumer" => format!("{name}: {{ consumer: {name}, in: my-topic }}"),
+        _ => format!("{name}: {{ function: {name}, in: my-topic, out: my-output }}"),
+    };
     println!("created {} ({lang} {world})", folder.display());
-    println!("next: `cargo kfn build`, then bind it in kfn.yaml; a running `kfn up` loads it live");
+    println!(
+        "next: `{kfn} build`, then bind it in kfn.yaml's bindings (e.g. `{example}`); a running `{kfn} up` loads it live"
+    );
     Ok(())
 }
 
 fn build(dir: Option<PathBuf>, force: bool) -> anyhow::Result<()> {
-    let (dir, wit) = functions_dir(dir);
-    let results = kfn::builder::build_dir(&dir, &[wit], force, None)?;
+    let dir = functions_dir(dir);
+    let results = kfn::builder::build_dir(&dir, force, None)?;
     let failed: Vec<_> = results
         .iter()
         .filter_map(|(name, b)| {
@@ -218,18 +322,24 @@ async fn up(config_path: PathBuf, options: Options, no_build: bool) -> anyhow::R
             config_path.display()
         ),
     };
+    if let Some(refused) = refused(&config_path, &config) {
+        anyhow::bail!("{refused}\nnothing was started");
+    }
+    let mut failed = Vec::new();
     if !no_build {
         // Only what this app binds: `kfn build` builds everything.
-        let (dir, wit) = (config.functions.dir.clone(), config.base_dir.join("wit"));
+        let dir = config.functions.dir.clone();
         let needed = config.referenced_functions();
         let results = tokio::task::spawn_blocking(move || {
-            kfn::builder::build_dir(&dir, &[wit], false, Some(&needed))
+            kfn::builder::build_dir(&dir, false, Some(&needed))
         })
         .await??;
         for (name, b) in results {
             if let kfn::builder::Built::Failed { error } = b {
-                // Keep going: its bindings show as paused with this error.
+                // Keep going: the function shows the error, its bindings pause (or
+                // run the version built before).
                 eprintln!("kfn: function {name} did not build: {error}");
+                failed.push((name, error));
             }
         }
     }
@@ -237,7 +347,13 @@ async fn up(config_path: PathBuf, options: Options, no_build: bool) -> anyhow::R
         config_path: Some(config_path.clone()),
         ..options
     };
+    // This process ends with the app: the embedded broker stays up until it exits.
+    kfn::kafka::EmbeddedBroker::outlive_clients();
     let app = App::start(config, options).await?;
+    for (name, error) in failed {
+        app.registry
+            .report_error(&name, format!("build failed: {error}"));
+    }
     println!(
         "kfn: Kafka bootstrap: {}   (try: kcat -b {} -L)",
         app.bootstrap, app.bootstrap

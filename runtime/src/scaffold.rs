@@ -1,22 +1,33 @@
-//! `kfn new`: a new function folder from a template in `runtime/templates/<lang>/<world>/`,
-//! with `{{name}}` replaced by the function's name. A Rust function is also added to
-//! the members of the functions workspace (`functions/Cargo.toml`) when there is one.
+//! `kfn init` and `kfn new`: a project, or a function folder, from the templates
+//! inside the binary ([`assets::TEMPLATES`]).
+//!
+//! - `kfn init [DIR]`: `kfn.yaml` (a commented example), `functions/` (a Cargo
+//!   workspace for Rust functions), the `wit/` contract, `kfn.schema.json` (editor
+//!   completion for kfn.yaml) and a `.gitignore`; `project/` among the templates.
+//! - `kfn new WORLD NAME --lang L`: `<functions>/NAME/` from `<lang>/<world>/`, with
+//!   `{{name}}` replaced by the function's name and `{{wit}}` by the relative path to
+//!   the project's contract (what a Rust function's `generate!` reads). The contract
+//!   is put beside the functions folder when the project has none
+//!   ([`Contract::for_functions`]). A Rust function also joins the members of the
+//!   functions workspace (`functions/Cargo.toml`) when there is one.
 
 use std::path::{Path, PathBuf};
 
+use include_dir::Dir;
+
+use crate::assets;
+use crate::builder::Contract;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ScaffoldError {
-    #[error(
-        "'{0}' is not a valid function name: use 1-64 of a-z, 0-9 and '-', starting with a letter"
-    )]
+    #[error("{0}")]
     BadName(String),
     #[error("{0} already exists; pick another name or delete it")]
     Exists(String),
-    #[error("no {lang} template for a {world} (looked in {dir}); languages: {available}")]
+    #[error("no {lang} template for a {world}; languages: {available}")]
     NoTemplate {
         lang: String,
         world: String,
-        dir: String,
         available: String,
     },
     #[error("{path}: {source}")]
@@ -24,58 +35,106 @@ pub enum ScaffoldError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Contract(String),
 }
 
-/// Where the templates are: beside the crate's sources (kfn runs from its repository).
-pub fn templates_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")
+/// The template folder of `kfn init`; every other top-level folder is a language.
+const PROJECT: &str = "project";
+
+/// The languages `kfn new` has templates for.
+pub fn languages() -> Vec<String> {
+    let mut langs: Vec<String> = assets::TEMPLATES
+        .dirs()
+        .filter_map(|d| d.path().file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| n != PROJECT)
+        .collect();
+    langs.sort();
+    langs
 }
 
 /// Creates `<dir>/<name>/` for a `world` function in `lang`; returns the folder.
 pub fn new_function(
-    templates: &Path,
     dir: &Path,
     world: &str,
     name: &str,
     lang: &str,
 ) -> Result<PathBuf, ScaffoldError> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !valid {
-        return Err(ScaffoldError::BadName(name.to_string()));
-    }
-    let template = templates.join(lang).join(world);
-    if !template.is_dir() {
-        let available = std::fs::read_dir(templates)
-            .map(|rd| {
-                let mut v: Vec<String> = rd
-                    .filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
-                v.sort();
-                v.join(", ")
-            })
-            .unwrap_or_default();
-        return Err(ScaffoldError::NoTemplate {
+    // The config's rule for function names, and a letter first: a Rust crate, a Go
+    // package or a Python module cannot start with a digit.
+    crate::config::check_name("function", name)
+        .and_then(|()| {
+            if name.starts_with(|c: char| c.is_ascii_alphabetic()) && name.len() <= 64 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "invalid function name '{name}': start with a letter and use at most 64 characters"
+                ))
+            }
+        })
+        .map_err(ScaffoldError::BadName)?;
+    let template = assets::TEMPLATES
+        .get_dir(format!("{lang}/{world}"))
+        .filter(|_| lang != PROJECT)
+        .ok_or_else(|| ScaffoldError::NoTemplate {
             lang: lang.to_string(),
             world: world.to_string(),
-            dir: template.display().to_string(),
-            available,
-        });
-    }
+            available: languages().join(", "),
+        })?;
     let target = dir.join(name);
     if target.exists() || dir.join(format!("{name}.wasm")).exists() {
         return Err(ScaffoldError::Exists(target.display().to_string()));
     }
-    copy_tree(&template, &target, name)?;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let contract = Contract::for_functions(dir).map_err(ScaffoldError::Contract)?;
+    let wit = contract.relative_from(&target);
+    copy_tree(template, &target, &[("{{name}}", name), ("{{wit}}", &wit)])?;
     if lang == "rust" {
         add_workspace_member(&dir.join("Cargo.toml"), name)?;
     }
     Ok(target)
+}
+
+/// Creates a project in `dir` (which may exist, but must not hold a kfn.yaml).
+pub fn init(dir: &Path) -> Result<(), ScaffoldError> {
+    let config = dir.join("kfn.yaml");
+    if config.exists() {
+        return Err(ScaffoldError::Exists(config.display().to_string()));
+    }
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let app = application_id(
+        &absolute
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
+    let project = assets::TEMPLATES
+        .get_dir(PROJECT)
+        .expect("the project template is embedded");
+    copy_tree(project, dir, &[("{{app}}", &app)])?;
+    Contract::write(dir).map_err(ScaffoldError::Contract)?;
+    let schema = dir.join("kfn.schema.json");
+    std::fs::write(&schema, crate::config::json_schema()).map_err(io(&schema))
+}
+
+/// A consumer group prefix from a folder name: lower case, `[a-z0-9-]`.
+fn application_id(folder: &str) -> String {
+    let mut id = String::new();
+    for c in folder.chars() {
+        match c {
+            'a'..='z' | '0'..='9' => id.push(c),
+            'A'..='Z' => id.push(c.to_ascii_lowercase()),
+            _ if !id.is_empty() && !id.ends_with('-') => id.push('-'),
+            _ => {}
+        }
+    }
+    let id = id.trim_end_matches('-');
+    if id.is_empty() {
+        "kfn-app".into()
+    } else {
+        id.into()
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ScaffoldError + '_ {
@@ -85,21 +144,31 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ScaffoldError + '_ {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path, name: &str) -> Result<(), ScaffoldError> {
+/// Writes the files of `template` under `to`, with each `(placeholder, value)` replaced
+/// in text files.
+fn copy_tree(template: &Dir<'_>, to: &Path, replace: &[(&str, &str)]) -> Result<(), ScaffoldError> {
     std::fs::create_dir_all(to).map_err(io(to))?;
-    for entry in std::fs::read_dir(from).map_err(io(from))? {
-        let entry = entry.map_err(io(from))?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        if src.is_dir() {
-            copy_tree(&src, &dst, name)?;
-        } else {
-            let bytes = std::fs::read(&src).map_err(io(&src))?;
-            let out = match String::from_utf8(bytes) {
-                Ok(text) => text.replace("{{name}}", name).into_bytes(),
-                Err(e) => e.into_bytes(),
-            };
-            std::fs::write(&dst, out).map_err(io(&dst))?;
-        }
+    for file in template.files() {
+        let rel = file
+            .path()
+            .strip_prefix(template.path())
+            .unwrap_or(file.path());
+        let dst = to.join(rel);
+        let out = match std::str::from_utf8(file.contents()) {
+            Ok(text) => replace
+                .iter()
+                .fold(text.to_string(), |t, (from, with)| t.replace(from, with))
+                .into_bytes(),
+            Err(_) => file.contents().to_vec(),
+        };
+        std::fs::write(&dst, out).map_err(io(&dst))?;
+    }
+    for sub in template.dirs() {
+        let rel = sub
+            .path()
+            .strip_prefix(template.path())
+            .unwrap_or(sub.path());
+        copy_tree(sub, &to.join(rel), replace)?;
     }
     Ok(())
 }
@@ -113,7 +182,13 @@ fn add_workspace_member(manifest: &Path, name: &str) -> Result<(), ScaffoldError
         return Ok(());
     };
     let insert_at = start + "members = [".len();
-    let updated = format!("{}\"{name}\", {}", &text[..insert_at], &text[insert_at..]);
+    let rest = &text[insert_at..];
+    let separator = if rest.trim_start().starts_with(']') {
+        ""
+    } else {
+        ", "
+    };
+    let updated = format!("{}\"{name}\"{separator}{rest}", &text[..insert_at]);
     std::fs::write(manifest, updated).map_err(io(manifest))
 }
 
@@ -122,35 +197,58 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_rust_function_is_created_and_joins_the_workspace() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("Cargo.toml"),
-            "[workspace]\nmembers = [\"a\"]\n",
-        )
-        .unwrap();
-        let folder =
-            new_function(&templates_dir(), dir.path(), "function", "hello-fn", "rust").unwrap();
+    fn a_rust_function_is_created_against_the_projects_contract_and_joins_the_workspace() {
+        let project = tempfile::tempdir().unwrap();
+        let dir = project.path().join("functions");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("Cargo.toml"), "[workspace]\nmembers = [\"a\"]\n").unwrap();
+        let folder = new_function(&dir, "function", "hello-fn", "rust").unwrap();
         let manifest = std::fs::read_to_string(folder.join("Cargo.toml")).unwrap();
         assert!(manifest.contains("name = \"hello-fn\""), "{manifest}");
-        assert!(
-            !std::fs::read_to_string(folder.join("src/lib.rs"))
-                .unwrap()
-                .contains("{{name}}")
-        );
-        let ws = std::fs::read_to_string(dir.path().join("Cargo.toml")).unwrap();
+        let lib = std::fs::read_to_string(folder.join("src/lib.rs")).unwrap();
+        assert!(!lib.contains("{{"), "{lib}");
+        assert!(lib.contains("path: \"../../wit\""), "{lib}");
+        assert!(project.path().join("wit/kfn.wit").is_file());
+        let ws = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
         assert!(ws.contains("members = [\"hello-fn\", \"a\"]"), "{ws}");
 
-        let again =
-            new_function(&templates_dir(), dir.path(), "function", "hello-fn", "rust").unwrap_err();
+        let again = new_function(&dir, "function", "hello-fn", "rust").unwrap_err();
         assert!(matches!(again, ScaffoldError::Exists(_)));
         assert!(matches!(
-            new_function(&templates_dir(), dir.path(), "function", "Bad_Name", "rust"),
+            new_function(&dir, "function", "Bad.Name", "rust"),
             Err(ScaffoldError::BadName(_))
         ));
-        let err = new_function(&templates_dir(), dir.path(), "function", "x", "cobol")
+        assert!(matches!(
+            new_function(&dir, "function", "9lives", "rust"),
+            Err(ScaffoldError::BadName(_))
+        ));
+        let err = new_function(&dir, "function", "x", "cobol")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("rust"), "lists the languages: {err}");
+        assert!(err.contains("rust") && !err.contains(PROJECT), "{err}");
+    }
+
+    #[test]
+    fn init_makes_a_project_whose_config_is_valid() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("My Demo");
+        init(&dir).unwrap();
+        for file in [
+            "kfn.yaml",
+            ".gitignore",
+            "wit/kfn.wit",
+            "kfn.schema.json",
+            "functions/Cargo.toml",
+        ] {
+            assert!(dir.join(file).is_file(), "{file} missing");
+        }
+        let config = crate::config::Config::load(&dir.join("kfn.yaml")).unwrap();
+        assert_eq!(config.kafka.application_id, "my-demo");
+        assert!(matches!(init(&dir), Err(ScaffoldError::Exists(_))));
+
+        let folder = new_function(&dir.join("functions"), "function", "f", "rust").unwrap();
+        let ws = std::fs::read_to_string(dir.join("functions/Cargo.toml")).unwrap();
+        assert!(ws.contains("members = [\"f\"]"), "{ws}");
+        assert!(folder.join("Cargo.toml").is_file());
     }
 }

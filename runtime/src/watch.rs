@@ -1,6 +1,8 @@
 //! The watcher behind hot reload: `functions/*.wasm` (load on create/change, unload
-//! on delete) and `kfn.yaml` (re-validate and report). Events are debounced, because
-//! editors and compilers write a file in several steps.
+//! on delete), `kfn.yaml` (re-validate and report) and the build records of
+//! `kfn build` (`functions/.kfn/builds/NAME.json`: a failed build shows on the
+//! function's status, with the old version still running). Events are debounced,
+//! because editors and compilers write a file in several steps.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,12 @@ pub fn spawn(
             Err(e) => tracing::warn!(error = %e, "file watcher error"),
         })?;
     watcher.watch(&functions_dir, RecursiveMode::NonRecursive)?;
+    // Created here if missing, so that the first `kfn build` is seen too.
+    let builds = std::path::absolute(crate::builder::stamp::dir(&functions_dir))
+        .unwrap_or_else(|_| crate::builder::stamp::dir(&functions_dir));
+    if std::fs::create_dir_all(&builds).is_ok() {
+        watcher.watch(&builds, RecursiveMode::NonRecursive)?;
+    }
     let config_path = config_path.and_then(|p| std::path::absolute(p).ok());
     if let Some(parent) = config_path.as_ref().and_then(|p| p.parent()) {
         watcher.watch(parent, RecursiveMode::NonRecursive)?;
@@ -70,6 +78,8 @@ pub fn spawn(
                 let path = std::path::absolute(&path).unwrap_or(path);
                 if Some(&path) == config_path.as_ref() {
                     revalidate(&path, &events);
+                } else if path.parent() == Some(builds.as_path()) {
+                    build_finished(&path, &registry);
                 } else if let Some(name) = function_name(&functions_dir, &path) {
                     if path.exists() {
                         // Errors are recorded on the function's status by the registry.
@@ -95,6 +105,20 @@ fn function_name(functions_dir: &Path, path: &Path) -> Option<String> {
         return None;
     }
     Some(path.file_stem()?.to_string_lossy().into_owned())
+}
+
+/// A `kfn build` wrote a build record: a failure goes on the function's status (a
+/// success shows when its new `.wasm` loads).
+fn build_finished(record: &Path, registry: &Registry) {
+    let (Some(name), Some(stamp)) = (
+        crate::builder::stamp::function_of(record),
+        crate::builder::stamp::read(record),
+    ) else {
+        return;
+    };
+    if let Some(error) = stamp.error {
+        registry.report_error(&name, format!("build failed: {error}"));
+    }
 }
 
 fn revalidate(path: &Path, events: &Events) {

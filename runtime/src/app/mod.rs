@@ -20,7 +20,7 @@ mod services;
 mod topics;
 
 use services::{load_all, probe_broker, sample_rates};
-use topics::{create_internal, create_topics, internal, topics};
+use topics::{create_app_topics, create_internal, internal, topics};
 
 use anyhow::Context;
 use tokio::task::JoinSet;
@@ -34,7 +34,8 @@ use crate::pipeline;
 use crate::wasm::{Registry, WasmEngine};
 use crate::window::WindowStore;
 
-/// Partitions of the topics kfn creates on the embedded broker.
+/// Partitions of the topics kfn creates on the embedded broker, and of missing inputs
+/// on a real cluster (outputs follow their input there: `topics::create_app_topics`).
 const PARTITIONS: i32 = 3;
 /// How long shutdown waits for bindings to drain before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -115,7 +116,7 @@ impl App {
         };
         let sink = Sink::new(&settings).context("creating the Kafka producer")?;
         if broker.is_none() {
-            create_topics(&settings, &topics(&config), PARTITIONS, false).await;
+            create_app_topics(&settings, &sink, &config, PARTITIONS).await;
             create_internal(&settings, &sink, &config).await?;
         }
 
@@ -285,15 +286,11 @@ impl Drop for App {
     }
 }
 
-/// The dashboard's files: `static/` beside the config, else the one in this source tree.
-fn static_dir(base: &Path) -> PathBuf {
+/// The dashboard's files: a `static/` folder beside the config (this repository's, or
+/// a user's own, edited without a rebuild), else the copy inside the binary.
+fn static_dir(base: &Path) -> Option<PathBuf> {
     let beside = base.join("static");
-    if beside.join("index.html").exists() {
-        return beside;
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("static")
+    beside.join("index.html").exists().then_some(beside)
 }
 
 /// The address other instances use for this one: the listen address, or the host

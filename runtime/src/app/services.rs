@@ -14,37 +14,27 @@ use crate::kafka::Sink;
 use crate::observe::{BindingStats, EventKind, Events};
 use crate::wasm::Registry;
 
-/// Loads every `*.wasm` in `dir`, compiling in parallel on the blocking pool.
+/// Loads the `*.wasm` in `dir` that the app binds (`needed`), compiling in parallel on
+/// the blocking pool. The others are not compiled: a JavaScript or Python component
+/// takes seconds of both cores, for nothing until kfn.yaml binds it (and then kfn is
+/// restarted anyway), and it would hold up start-up and shutdown.
 pub(super) async fn load_all(registry: &Arc<Registry>, dir: &Path, needed: &BTreeSet<String>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return tracing::warn!(dir = %dir.display(), "functions directory not readable");
     };
-    let (mut now, mut later) = (JoinSet::new(), Vec::new());
+    let mut loads = JoinSet::new();
     for path in entries.filter_map(Result::ok).map(|e| e.path()) {
         if path.extension().is_some_and(|e| e == "wasm")
             && let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned())
+            && needed.contains(&name)
         {
-            if needed.contains(&name) {
-                let registry = registry.clone();
-                now.spawn(async move {
-                    let _ = registry.load(&name, &path).await;
-                });
-            } else {
-                later.push((name, path));
-            }
+            let registry = registry.clone();
+            loads.spawn(async move {
+                let _ = registry.load(&name, &path).await;
+            });
         }
     }
-    while now.join_next().await.is_some() {}
-    // Functions nothing binds yet are loaded (and their compile cached) in the
-    // background, one at a time, so they never delay start-up or the data path.
-    if !later.is_empty() {
-        let registry = registry.clone();
-        tokio::spawn(async move {
-            for (name, path) in later {
-                let _ = registry.load(&name, &path).await;
-            }
-        });
-    }
+    while loads.join_next().await.is_some() {}
 }
 
 pub(super) async fn sample_rates(bindings: Vec<Arc<BindingStats>>, shutdown: CancellationToken) {

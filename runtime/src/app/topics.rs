@@ -63,6 +63,50 @@ async fn partitions(sink: &Sink, topic: &str) -> anyhow::Result<i32> {
     count.ok_or_else(|| anyhow::anyhow!("topic {topic} does not exist and could not be created"))
 }
 
+/// Creates the app's missing topics on a real cluster: a missing input with
+/// `partitions` (create inputs beforehand to choose), and what a binding or stage
+/// writes (`out`, its dead-letter topic) with as many partitions as its input has, so
+/// that an output is as parallel as what feeds it.
+pub(super) async fn create_app_topics(
+    settings: &KafkaSettings,
+    sink: &Sink,
+    config: &Config,
+    partitions_of_new_inputs: i32,
+) {
+    let mut follows: Vec<(Option<&String>, Vec<&String>)> = Vec::new();
+    for b in config.bindings.values() {
+        let mut written: Vec<&String> = b.output.iter().collect();
+        if b.kind != config::BindingKind::Supplier {
+            written.push(&b.dlq);
+        }
+        follows.push((b.input.as_ref(), written));
+    }
+    for a in config.analytics.values() {
+        let mut written: Vec<&String> = a.output.iter().collect();
+        written.push(&a.dlq);
+        follows.push((Some(&a.input), written));
+    }
+    // Inputs first (a supplier's output is an input elsewhere).
+    // Each once: Kafka refuses a CreateTopics request naming a topic twice.
+    let inputs: std::collections::BTreeSet<String> = follows
+        .iter()
+        .filter_map(|(input, _)| input.map(|i| i.to_string()))
+        .collect();
+    let inputs: Vec<String> = inputs.into_iter().collect();
+    create_topics(settings, &inputs, partitions_of_new_inputs, false).await;
+    for (input, written) in follows {
+        let partitions = match input {
+            Some(input) => partitions(sink, input)
+                .await
+                .unwrap_or(partitions_of_new_inputs),
+            None => partitions_of_new_inputs,
+        };
+        let written: std::collections::BTreeSet<String> = written.into_iter().cloned().collect();
+        let written: Vec<String> = written.into_iter().collect();
+        create_topics(settings, &written, partitions, false).await;
+    }
+}
+
 pub(super) fn topics(config: &Config) -> Vec<String> {
     let mut t = std::collections::BTreeSet::new();
     for b in config.bindings.values() {

@@ -46,7 +46,7 @@ impl Measured {
 pub async fn run(records: usize, languages: bool, output: Option<PathBuf>) -> anyhow::Result<()> {
     let wasm = Path::new("functions/page-enricher.wasm");
     if !wasm.exists() {
-        crate::builder::build_dir(Path::new("functions"), &[PathBuf::from("wit")], false, None)?;
+        crate::builder::build_dir(Path::new("functions"), false, None)?;
     }
     anyhow::ensure!(
         wasm.exists(),

@@ -4,20 +4,26 @@
 //! in a file with a marker line `//kfn:world function` (or `consumer`, `supplier`).
 //!
 //! The build:
-//!   1. `wit-bindgen go -w W` generates the bindings (`wit_exports.go` with the
-//!      `//go:wasmexport` entry points, and the packages `wit_world`,
-//!      `kfn_component_host`, `kfn_component_types`) into `target/kfn/bindings/`; kfn
-//!      adds `kfn_gc.go` and a safe-point call at the top of each export (automatic
-//!      garbage collection would trap inside `cabi_realloc`: see [`GO_GC_SHIM`]), and
-//!      copies them into the module (all but `go.mod`), rewriting only changed files,
-//!      so editors see them;
+//!   1. kfn generates the bindings with wit-bindgen's Go generator, in-process (what
+//!      `wit-bindgen go -w W` does): `wit_exports.go` with the `//go:wasmexport` entry
+//!      points, and the packages `wit_world`, `kfn_component_host`,
+//!      `kfn_component_types`, into `target/kfn/bindings/`; kfn adds `kfn_gc.go` and a
+//!      safe-point call at the top of each export (automatic garbage collection would
+//!      trap inside `cabi_realloc`: see [`GO_GC_SHIM`]), and copies them into the
+//!      module (all but `go.mod`), rewriting only changed files, so editors see them;
 //!   2. `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared` makes a reactor core
 //!      module (the Go runtime is initialised by `_initialize`, which the component
 //!      calls on instantiation);
-//!   3. `wasm-tools component embed` adds the component type and
-//!      `wasm-tools component new --adapt` wraps it with the preview1 reactor adapter.
+//!   3. kfn embeds the component type and wraps the module with the preview1 reactor
+//!      adapter, in-process with wit-component (what `wasm-tools component embed` and
+//!      `component new --adapt` do).
 //!
-//! The bindings need `go.bytecodealliance.org/pkg` v0.2.3 from the Go module proxy. The
+//! Nothing is compiled on the user's machine but the function: before, a first Go
+//! build compiled `wasm-tools` and `wit-bindgen-cli` from source (~7.5 minutes).
+//!
+//! The bindings need `go.bytecodealliance.org/pkg` v0.2.3 from the Go module proxy
+//! (wit-bindgen 0.62.0's generator, pinned in runtime/Cargo.toml, is the one whose
+//! `cabi_realloc` pauses the adapter's clock and which needs only Go 1.25). The
 //! function's `go.sum` pins its hash (the checksum database here does not know that
 //! version; the hash was checked against the copy wit-bindgen-go 0.62.0 ships on
 //! crates.io, which is byte-identical).
@@ -25,11 +31,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::Language;
-use super::c::{
-    WASM_TOOLS, WIT_BINDGEN, componentize, generate_bindings, reactor_adapter, run, sources,
-    wit_dir,
-};
+use super::tools::{componentize, generate_bindings, run, sources, world_marker};
+use super::{Job, Language};
 
 pub const LANGUAGE: Language = Language {
     name: "go",
@@ -59,30 +62,28 @@ fn check_toolchain(_folder: &Path) -> Result<(), String> {
             Some((parts.next()??, parts.next()??))
         });
     match version {
-        Some(v) if v >= MIN_GO => {}
-        _ => {
-            return Err(format!(
-                "Go functions need Go {}.{} or newer (`go version` says: {}); install it from https://go.dev/dl/",
-                MIN_GO.0,
-                MIN_GO.1,
-                text.trim()
-            ));
-        }
+        Some(v) if v >= MIN_GO => Ok(()),
+        _ => Err(format!(
+            "Go functions need Go {}.{} or newer (`go version` says: {}); install it from https://go.dev/dl/",
+            MIN_GO.0,
+            MIN_GO.1,
+            text.trim()
+        )),
     }
-    WASM_TOOLS.ensure()?;
-    WIT_BINDGEN.ensure()?;
-    reactor_adapter().map(|_| ())
 }
 
-fn build(folder: &Path, _name: &str, wasm: &Path) -> Result<(), String> {
+fn build(job: &Job<'_>) -> Result<(), String> {
+    let folder = job.folder;
     let go_files = sources(folder, "go");
-    let (world, work, bindings) = generate_bindings(
-        folder,
-        &go_files,
-        "export_wit_world/<file>.go",
-        &["go", "-w"],
+    let world = world_marker(folder, &go_files, "export_wit_world/<file>.go")?;
+    let work = folder.join("target").join("kfn");
+    let bindings = work.join("bindings");
+    generate_bindings(
+        job.contract,
+        &world,
+        wit_bindgen_go::Opts::default().build(),
+        &bindings,
     )?;
-    let wit = wit_dir(folder)?;
     collect_only_at_safe_points(&bindings)?;
     sync_generated(&bindings, folder)?;
 
@@ -98,14 +99,7 @@ fn build(folder: &Path, _name: &str, wasm: &Path) -> Result<(), String> {
         .env("GOARCH", "wasm")
         .current_dir(folder))?;
 
-    let embedded = work.join("embedded.wasm");
-    run(Command::new(WASM_TOOLS.path())
-        .args(["component", "embed", "-w", &world])
-        .arg(&wit)
-        .arg(&core)
-        .arg("-o")
-        .arg(&embedded))?;
-    componentize(&embedded, wasm)
+    componentize(&core, Some((job.contract, &world)), job.wasm)
 }
 
 /// Go's garbage collector reads the clocks and polls timers, and a collection can start
@@ -177,9 +171,8 @@ fn collect_only_at_safe_points(bindings: &Path) -> Result<(), String> {
     }
     if patched == 0 {
         return Err(format!(
-            "{}: found no exported function to patch; is wit-bindgen {} installed?",
-            exports.display(),
-            WIT_BINDGEN.version
+            "{}: found no exported function to patch (has the Go generator changed?)",
+            exports.display()
         ));
     }
     std::fs::write(&exports, out)
@@ -188,7 +181,8 @@ fn collect_only_at_safe_points(bindings: &Path) -> Result<(), String> {
 }
 
 /// Copies the generated files (all but `go.mod`, which is the user's) into `folder`,
-/// writing only those whose content changed so unchanged bindings keep their mtime.
+/// each marked as generated in its first line, writing only those whose content
+/// changed so unchanged bindings keep their mtime.
 fn sync_generated(generated: &Path, folder: &Path) -> Result<(), String> {
     fn files(dir: &Path, base: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -203,8 +197,19 @@ fn sync_generated(generated: &Path, folder: &Path) -> Result<(), String> {
     let mut rels = Vec::new();
     files(generated, generated, &mut rels);
     for rel in rels.iter().filter(|r| *r != Path::new("go.mod")) {
-        let bytes = std::fs::read(generated.join(rel))
+        let mut bytes = std::fs::read(generated.join(rel))
             .map_err(|e| format!("reading generated {}: {e}", rel.display()))?;
+        // Build records skip files that say they are generated in their first line
+        // (they follow from the contract); the generator's `empty.s` files do not.
+        let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+        if !first.windows(11).any(|w| w == b"DO NOT EDIT") {
+            bytes.splice(
+                0..0,
+                b"// Code generated by wit-bindgen (copied by kfn build). DO NOT EDIT.\n"
+                    .iter()
+                    .copied(),
+            );
+        }
         let dest = folder.join(rel);
         if std::fs::read(&dest).is_ok_and(|old| old == bytes) {
             continue;

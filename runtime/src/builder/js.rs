@@ -14,14 +14,19 @@
 //! componentize-js is installed *in the function folder* by `npm ci` (or
 //! `npm install` when there is no package-lock.json), so each function pins its own
 //! toolchain version. The build runs
-//! `node node_modules/.bin/componentize-js <main> --wit <repo>/wit --world-name <world>
+//! `node node_modules/.bin/componentize-js <main> --wit <project>/wit --world-name <world>
 //! --disable http fetch-event -o <wasm>`: without wasi:http, whose imports kfn's linker
 //! does not provide (it links WASI p2 clocks, random, stdio, and the kfn `host`).
+//!
+//! componentize-js reports a syntax error without its place ("failed to parse JS
+//! source, encountered [1] errors"), so when it fails kfn asks `node --check` about
+//! each source file and reports the first file, line and column that does not parse.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::Language;
+use super::tools::{run_capturing, sources, strip_ansi};
+use super::{Job, Language};
 
 /// The componentize-js version the templates and examples pin.
 pub const COMPONENTIZE_JS_VERSION: &str = "0.23.0";
@@ -124,7 +129,8 @@ fn cli(folder: &Path) -> PathBuf {
     folder.join("node_modules/.bin/componentize-js")
 }
 
-fn build(folder: &Path, _name: &str, wasm: &Path) -> Result<(), String> {
+fn build(job: &Job<'_>) -> Result<(), String> {
+    let (folder, wasm) = (job.folder, job.wasm);
     let manifest = manifest(folder)?;
     let world = manifest["kfn"]["world"].as_str().unwrap_or_default();
     if !WORLDS.contains(&world) {
@@ -140,42 +146,80 @@ fn build(folder: &Path, _name: &str, wasm: &Path) -> Result<(), String> {
             folder.display()
         ));
     }
-    let wit = find_wit_dir(folder)?;
     // Another folder may have been the one whose toolchain was checked.
     install_dependencies(folder)?;
-    let status = Command::new("node")
-        .arg(cli(folder))
-        .arg(main)
-        .arg("--wit")
-        .arg(&wit)
-        .args(["--world-name", world, "--disable"])
-        .args(DISABLED_FEATURES)
-        .arg("-o")
-        .arg(std::path::absolute(wasm).unwrap_or_else(|_| wasm.to_path_buf()))
-        .current_dir(folder)
-        .stdin(Stdio::null())
-        .status()
-        .map_err(|e| format!("cannot run node: {e}"))?;
-    if !status.success() || !wasm.exists() {
-        return Err(format!(
-            "componentize-js failed ({status}); fix the errors above and run `kfn build` again"
-        ));
+    let built = run_capturing(
+        Command::new("node")
+            .arg(cli(folder))
+            .arg(main)
+            .arg("--wit")
+            .arg(&job.contract.dir)
+            .args(["--world-name", world, "--disable"])
+            .args(DISABLED_FEATURES)
+            .arg("-o")
+            .arg(std::path::absolute(wasm).unwrap_or_else(|_| wasm.to_path_buf()))
+            .current_dir(folder),
+    );
+    match built {
+        Ok(_) if wasm.exists() => Ok(()),
+        Ok(_) => Err("componentize-js wrote no component".into()),
+        Err(failed) => Err(syntax_error(folder).unwrap_or(failed.message)),
     }
-    Ok(())
 }
 
-/// The WIT folder of the repository `folder` is in: the nearest `wit/` holding
-/// `kfn.wit`, walking up from `folder`.
-pub(super) fn find_wit_dir(folder: &Path) -> Result<PathBuf, String> {
-    let start = std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf());
-    start
-        .ancestors()
-        .map(|dir| dir.join("wit"))
-        .find(|wit| wit.join("kfn.wit").is_file())
-        .ok_or_else(|| {
-            format!(
-                "no wit/kfn.wit found in {} or any folder above it; function folders must live inside the kfn repository",
-                start.display()
-            )
-        })
+/// The first syntax error in the folder's JavaScript, as `file:line:column: message`,
+/// according to `node --check`.
+fn syntax_error(folder: &Path) -> Option<String> {
+    let mut files = sources(folder, "js");
+    files.extend(sources(folder, "mjs"));
+    files.into_iter().find_map(|file| {
+        let out = Command::new("node")
+            .arg("--check")
+            .arg(&file)
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        (!out.status.success())
+            .then(|| node_check_message(&file, &String::from_utf8_lossy(&out.stderr)))
+    })
+}
+
+/// `node --check` prints `<file>:<line>`, the line, a caret under the column and then
+/// `SyntaxError: <message>`; this makes one line of it.
+fn node_check_message(file: &Path, stderr: &str) -> String {
+    let stderr = strip_ansi(stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let line = lines.iter().find_map(|l| {
+        let (path, n) = l.rsplit_once(':')?;
+        (Path::new(path) == file).then(|| n.trim().parse::<u32>().ok())?
+    });
+    let column = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with('^'))
+        .map(|l| l.len() - l.trim_start().len() + 1);
+    let message = lines
+        .iter()
+        .find(|l| l.contains("Error:"))
+        .map_or("does not parse", |l| l.trim());
+    let place = match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    };
+    format!("{}{place}: {message}", file.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_check_output_becomes_file_line_column_and_message() {
+        let file = Path::new("/p/functions/f/app.js");
+        let stderr = "/p/functions/f/app.js:4\n  return [ msg.value;\n                   ^\n\nSyntaxError: Unexpected token ';'\n    at wrapSafe (node:internal/modules/cjs/loader:1469:18)\n\nNode.js v20.19.2\n";
+        assert_eq!(
+            node_check_message(file, stderr),
+            "/p/functions/f/app.js:4:20: SyntaxError: Unexpected token ';'"
+        );
+    }
 }

@@ -1,22 +1,42 @@
 //! `kfn build`: turns function source folders into the `.wasm` files the runtime
 //! loads. A folder `functions/NAME/` builds to `functions/NAME.wasm`; it is rebuilt
-//! only when the `.wasm` is missing or older than any of its sources (or the WIT).
+//! only when its sources, the WIT contract or the recipe changed since the build that
+//! wrote the `.wasm` there, judged by content hashes ([`stamp`]), not file times.
 //!
-//! Each language lives in its own module with the same three functions —
-//! `detect(folder)`, `check_toolchain(folder)` (an error names the exact install
-//! command) and `build(folder, name, wasm)` — and [`LANGUAGES`] lists them in
-//! detection order.
+//! Each language lives in its own module with the same three parts — `detect(folder)`,
+//! `check_toolchain(folder)` (installs what it can; an error names the exact install
+//! command) and `build(job)` — and [`LANGUAGES`] lists them in detection order. The
+//! shared parts: [`wit`] (the one place that knows where the contract is), `tools`
+//! (running tools, componentizing in-process) and [`stamp`] (build records, which
+//! also carry a failed build's error to a running `kfn up`).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 mod c;
 mod go;
 mod js;
 mod python;
 mod rust;
+pub mod stamp;
+mod tools;
+pub mod wit;
 
 pub use rust::WASM_TARGET;
+pub use tools::tools_dir;
+pub use wit::Contract;
+
+/// One function to build.
+pub struct Job<'a> {
+    /// Its source folder.
+    pub folder: &'a Path,
+    /// Its name (the folder's).
+    pub name: &'a str,
+    /// Where to write the component.
+    pub wasm: &'a Path,
+    /// The WIT contract to build against.
+    pub contract: &'a Contract,
+}
 
 /// One supported source language.
 pub struct Language {
@@ -25,8 +45,10 @@ pub struct Language {
     pub detect: fn(&Path) -> bool,
     /// Checks (or installs) the toolchain; the error says exactly what to run.
     pub check_toolchain: fn(&Path) -> Result<(), String>,
-    /// Builds `folder` into `wasm` (a component). Output goes to the terminal.
-    pub build: fn(folder: &Path, name: &str, wasm: &Path) -> Result<(), String>,
+    /// Builds the job's folder into its `wasm` (a component). The toolchain's output
+    /// goes to the terminal; the error carries the part that says what is wrong, with
+    /// the file and line where the toolchain gives them.
+    pub build: fn(&Job<'_>) -> Result<(), String>,
 }
 
 /// Every supported language, in detection order.
@@ -42,14 +64,8 @@ pub const LANGUAGES: &[Language] = &[
 pub enum BuildError {
     #[error("{dir}: cannot read: {source}")]
     Read { dir: String, source: std::io::Error },
-    #[error(
-        "the {WASM_TARGET} Rust target is not installed and rustup is not available to add it; install rustup (https://rustup.rs) then run: rustup target add {WASM_TARGET}"
-    )]
-    NoRustup,
-    #[error("`rustup target add {WASM_TARGET}` failed; run it yourself to see why")]
-    TargetAdd,
-    #[error("`cargo` was not found on PATH; install Rust with rustup, then run `kfn build` again")]
-    NoCargo,
+    #[error("{0}")]
+    Contract(String),
 }
 
 /// The outcome for one function folder.
@@ -60,16 +76,15 @@ pub enum Built {
     Failed { error: String },
 }
 
-/// Builds every stale function folder under `dir`; `extra_inputs` (e.g. the `wit/`
-/// folder) count as sources of every function. Prints progress to stderr.
-/// With `only`, just those functions are considered (what an app binds).
+/// Builds every stale function folder under `dir` against the project's contract
+/// ([`Contract::for_functions`]). Prints progress to stderr and records each outcome
+/// ([`stamp`]). With `only`, just those functions are considered (what an app binds).
 pub fn build_dir(
     dir: &Path,
-    extra_inputs: &[PathBuf],
     force: bool,
-    only: Option<&std::collections::BTreeSet<String>>,
+    only: Option<&BTreeSet<String>>,
 ) -> Result<Vec<(String, Built)>, BuildError> {
-    // Absolute, because cargo runs inside each function folder.
+    // Absolute, because toolchains run inside each function folder.
     let dir = &std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let read_err = |source| BuildError::Read {
         dir: dir.display().to_string(),
@@ -86,8 +101,12 @@ pub fn build_dir(
         })
         .collect();
     folders.sort();
+    if only.is_some_and(BTreeSet::is_empty) || folders.is_empty() {
+        return Ok(Vec::new());
+    }
+    let contract = Contract::for_functions(dir).map_err(BuildError::Contract)?;
+    let contract_text = contract.text();
 
-    let extra_newest = extra_inputs.iter().filter_map(|p| newest_mtime(p)).max();
     let mut checked: Vec<&str> = Vec::new();
     let mut results = Vec::new();
     for folder in folders {
@@ -95,7 +114,7 @@ pub fn build_dir(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if only.is_some_and(|only| !only.contains(&name)) {
+        if only.is_some_and(|only| !only.contains(&name)) || folder == contract.dir {
             continue;
         }
         let wasm = dir.join(format!("{name}.wasm"));
@@ -108,13 +127,14 @@ pub fn build_dir(
                     supported.join(", ")
                 );
                 eprintln!("kfn build: {error}");
+                record(dir, &name, String::new(), Err(&error));
                 results.push((name, Built::Failed { error }));
             }
             continue;
         };
-        let sources = newest_mtime(&folder).max(extra_newest);
-        let built_at = std::fs::metadata(&wasm).and_then(|m| m.modified()).ok();
-        if !force && built_at.is_some() && built_at >= sources {
+        let inputs = stamp::inputs_hash(&folder, &contract_text, lang.name);
+        let last = stamp::read(&stamp::path(dir, &name));
+        if !force && stamp::is_fresh(last.as_ref(), &inputs, &wasm) {
             eprintln!("kfn build: {} is up to date", wasm.display());
             results.push((name, Built::Fresh));
             continue;
@@ -122,6 +142,7 @@ pub fn build_dir(
         if !checked.contains(&lang.name) {
             if let Err(error) = (lang.check_toolchain)(&folder) {
                 eprintln!("kfn build: {name}: {error}");
+                record(dir, &name, inputs, Err(&error));
                 results.push((name, Built::Failed { error }));
                 continue;
             }
@@ -136,7 +157,13 @@ pub fn build_dir(
         // Build to a temporary file and rename, so a watching kfn never loads a
         // half-written .wasm.
         let tmp = wasm.with_extension("wasm.tmp");
-        match (lang.build)(&folder, &name, &tmp).and_then(|()| {
+        let job = Job {
+            folder: &folder,
+            name: &name,
+            wasm: &tmp,
+            contract: &contract,
+        };
+        match (lang.build)(&job).and_then(|()| {
             std::fs::rename(&tmp, &wasm).map_err(|e| format!("moving the result into place: {e}"))
         }) {
             Ok(()) => {
@@ -146,16 +173,32 @@ pub fn build_dir(
                     wasm.display(),
                     ms as f64 / 1000.0
                 );
+                record(dir, &name, inputs, Ok(&wasm));
                 results.push((name, Built::Built { ms }));
             }
             Err(error) => {
                 let _ = std::fs::remove_file(&tmp);
-                eprintln!("kfn build: {name}: {error}");
+                eprintln!("kfn build: {name} failed: {error}");
+                record(dir, &name, inputs, Err(&error));
                 results.push((name, Built::Failed { error }));
             }
         }
     }
     Ok(results)
+}
+
+/// Writes the build record of `name` (a failure to write it only costs a rebuild).
+fn record(dir: &Path, name: &str, inputs: String, outcome: Result<&Path, &str>) {
+    let stamp = stamp::Stamp {
+        kfn: env!("CARGO_PKG_VERSION").into(),
+        inputs,
+        wasm: outcome.ok().and_then(stamp::file_hash),
+        error: outcome.err().map(str::to_string),
+        at_ms: crate::record::now_ms(),
+    };
+    if let Err(e) = stamp::write(dir, name, &stamp) {
+        eprintln!("kfn build: warning: {e}");
+    }
 }
 
 fn is_source_folder(folder: &Path) -> bool {
@@ -169,18 +212,4 @@ fn is_source_folder(folder: &Path) -> bool {
     ]
     .iter()
     .any(|f| folder.join(f).exists())
-}
-
-/// The newest modification time of any file under `path`, skipping build output.
-fn newest_mtime(path: &Path) -> Option<SystemTime> {
-    let meta = std::fs::metadata(path).ok()?;
-    if meta.is_file() {
-        return meta.modified().ok();
-    }
-    std::fs::read_dir(path)
-        .ok()?
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name() != "target")
-        .filter_map(|e| newest_mtime(&e.path()))
-        .max()
 }

@@ -1,22 +1,26 @@
 //! Python functions: a folder with an `app.py` (and optionally a `requirements.txt` of
 //! pure-Python packages), built with componentize-py, which bundles CPython, the app
 //! and its packages into a component:
-//! `componentize-py -d <repo>/wit -w <world> componentize app -p <folder> -o <wasm>`.
+//! `componentize-py -d <project>/wit -w <world> componentize app -p <folder> -o <wasm>`.
 //!
 //! `app.py` defines `class WitWorld(wit_world.WitWorld)` with the world's export
 //! (`process`, `consume` or `supply`); the world is read from which of those it
 //! defines, or from a line `# kfn-world: supplier` when that is ambiguous.
 //!
-//! componentize-py is installed once into a virtualenv in the repository's git-ignored
-//! `target/kfn-tools/python-venv` (or `$KFN_TOOLS_DIR/python-venv`), never into the
-//! system Python. Packages from `requirements.txt` go to the function's own
+//! componentize-py is installed once into a virtualenv in kfn's tool cache
+//! (`~/.cache/kfn/tools/python-venv`, see [`tools_dir`]), never into the system Python. Packages from `requirements.txt` go to the function's own
 //! `target/python-deps`, as platform-independent wheels only: native extensions built
 //! for Linux cannot run inside a WebAssembly component.
+//!
+//! componentize-py runs the app inside its own CPython, where the function's folder
+//! is `/0` (and the packages `/1`); a failure's traceback is translated back to the
+//! user's paths and summed up as `file:line: error`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::Language;
+use super::tools::{run_capturing, strip_ansi, tools_dir};
+use super::{Job, Language};
 
 /// The componentize-py version kfn installs.
 pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
@@ -34,14 +38,9 @@ pub const LANGUAGE: Language = Language {
     build,
 };
 
-/// Where the virtualenv with componentize-py lives for functions in `folder`.
-fn venv_dir(folder: &Path) -> Result<PathBuf, String> {
-    if let Some(dir) = std::env::var_os("KFN_TOOLS_DIR") {
-        return Ok(PathBuf::from(dir).join("python-venv"));
-    }
-    let wit = super::js::find_wit_dir(folder)?;
-    let root = wit.parent().unwrap_or(&wit);
-    Ok(root.join("target/kfn-tools/python-venv"))
+/// The virtualenv with componentize-py.
+fn venv_dir() -> PathBuf {
+    tools_dir().join("python-venv")
 }
 
 fn venv_bin(venv: &Path, tool: &str) -> PathBuf {
@@ -62,8 +61,8 @@ fn installed_version(venv: &Path) -> Option<String> {
     text.split_whitespace().nth(1).map(str::to_string)
 }
 
-fn check_toolchain(folder: &Path) -> Result<(), String> {
-    let venv = venv_dir(folder)?;
+fn check_toolchain(_folder: &Path) -> Result<(), String> {
+    let venv = venv_dir();
     if installed_version(&venv).as_deref() == Some(COMPONENTIZE_PY_VERSION) {
         return Ok(());
     }
@@ -198,30 +197,88 @@ fn install_requirements(folder: &Path, venv: &Path) -> Result<Option<PathBuf>, S
     Ok(Some(deps))
 }
 
-fn build(folder: &Path, _name: &str, wasm: &Path) -> Result<(), String> {
+fn build(job: &Job<'_>) -> Result<(), String> {
+    let (folder, wasm) = (job.folder, job.wasm);
     let world = world(&folder.join("app.py"))?;
-    let wit = super::js::find_wit_dir(folder)?;
-    let venv = venv_dir(folder)?;
+    let venv = venv_dir();
     let deps = install_requirements(folder, &venv)?;
     let mut cmd = Command::new(venv_bin(&venv, "componentize-py"));
     cmd.arg("-d")
-        .arg(&wit)
+        .arg(&job.contract.dir)
         .args(["-w", world, "componentize", "app", "-p"])
         .arg(folder);
+    let mut mounts = vec![folder.to_path_buf()];
     if let Some(deps) = deps {
-        cmd.arg("-p").arg(deps);
+        cmd.arg("-p").arg(&deps);
+        mounts.push(deps);
     }
-    let status = cmd
-        .arg("-o")
-        .arg(std::path::absolute(wasm).unwrap_or_else(|_| wasm.to_path_buf()))
-        .current_dir(folder)
-        .stdin(Stdio::null())
-        .status()
-        .map_err(|e| format!("cannot run componentize-py: {e}"))?;
-    if !status.success() || !wasm.exists() {
-        return Err(format!(
-            "componentize-py failed ({status}); fix the errors above and run `kfn build` again"
-        ));
+    let built = run_capturing(
+        cmd.arg("-o")
+            .arg(std::path::absolute(wasm).unwrap_or_else(|_| wasm.to_path_buf()))
+            .current_dir(folder),
+    );
+    match built {
+        Ok(_) if wasm.exists() => Ok(()),
+        Ok(_) => Err("componentize-py wrote no component".into()),
+        Err(failed) => Err(traceback_summary(&failed.stderr, &mounts).unwrap_or(failed.message)),
     }
-    Ok(())
+}
+
+/// From componentize-py's failure output: the innermost `File "...", line N` of the
+/// traceback (in the user's files, `/0/...` mapped back to `mounts[0]`, ...) and the
+/// exception line, as `file:line: Error: message` followed by the offending line.
+fn traceback_summary(output: &str, mounts: &[PathBuf]) -> Option<String> {
+    let output = strip_ansi(output);
+    let unmount = |path: &str| -> String {
+        for (i, mount) in mounts.iter().enumerate() {
+            if let Some(rest) = path.strip_prefix(&format!("/{i}/")) {
+                return mount.join(rest).display().to_string();
+            }
+        }
+        path.to_string()
+    };
+    let lines: Vec<&str> = output.lines().collect();
+    let (at, file, line) = lines.iter().enumerate().rev().find_map(|(i, l)| {
+        // Usually the whole line; componentize-py may put its exception's name first.
+        let rest = &l[l.find("File \"")? + "File \"".len()..];
+        let (file, rest) = rest.split_once('"')?;
+        let line = rest.trim_start_matches(',').trim().strip_prefix("line ")?;
+        let line: String = line.chars().take_while(char::is_ascii_digit).collect();
+        let user = mounts
+            .iter()
+            .enumerate()
+            .any(|(i, _)| file.starts_with(&format!("/{i}/")));
+        user.then(|| (i, unmount(file), line))
+    })?;
+    let error = lines[at..].iter().map(|l| l.trim()).find(|l| {
+        !l.contains("File \"")
+            && l.split_once(':').is_some_and(|(kind, _)| {
+                (kind.ends_with("Error") || kind.ends_with("Exception")) && !kind.contains(' ')
+            })
+    })?;
+    let code = lines
+        .get(at + 1)
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty() && !l.starts_with('^') && !l.starts_with("File "));
+    Some(match code {
+        Some(code) => format!("{file}:{line}: {error}\n    {code}"),
+        None => format!("{file}:{line}: {error}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_traceback_is_summed_up_in_the_users_file_and_line() {
+        // What componentize-py 0.25.1 prints (shortened).
+        let output = "Traceback (most recent call last):\n  File \"/venv/bin/componentize-py\", line 8, in <module>\n    sys.exit(script())\nAssertionError:   File \"/0/app.py\", line 7\n    def process(self msg):\n                     ^^^\nSyntaxError: invalid syntax\nCaused by:\n    SyntaxError: invalid syntax (app.py, line 7)\n";
+        let mounts = [PathBuf::from("/p/functions/f")];
+        assert_eq!(
+            traceback_summary(output, &mounts).unwrap(),
+            "/p/functions/f/app.py:7: SyntaxError: invalid syntax\n    def process(self msg):"
+        );
+        assert_eq!(traceback_summary("no traceback here", &mounts), None);
+    }
 }

@@ -2,9 +2,10 @@
 //! `cargo build --release --target wasm32-wasip2`, which emits a component directly.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use super::Language;
+use super::tools::run;
+use super::{Job, Language};
 
 /// The wasm target Rust functions are built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
@@ -52,9 +53,10 @@ fn check_toolchain(folder: &Path) -> Result<(), String> {
     }
 }
 
-fn build(folder: &Path, name: &str, wasm: &Path) -> Result<(), String> {
+fn build(job: &Job<'_>) -> Result<(), String> {
+    let (folder, name, wasm) = (job.folder, job.name, job.wasm);
     let manifest = folder.join("Cargo.toml");
-    let status = Command::new("cargo")
+    run(Command::new("cargo")
         .args([
             "build",
             "--release",
@@ -63,15 +65,7 @@ fn build(folder: &Path, name: &str, wasm: &Path) -> Result<(), String> {
             "--manifest-path",
         ])
         .arg(&manifest)
-        .current_dir(folder)
-        .stdin(Stdio::null())
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "cargo build failed ({status}); fix the errors above and run `kfn build` again"
-        ));
-    }
+        .current_dir(folder))?;
     let artifact = target_dir(&manifest)?
         .join(WASM_TARGET)
         .join("release")

@@ -228,8 +228,8 @@ fn real_broker_with_properties() {
         [
             ("compression.type", "zstd"),
             ("enable.idempotence", "true"),
-            ("linger.ms", "5"),
-            ("queue.buffering.max.kbytes", "0.10"),
+            ("linger.ms", "0.10"),
+            ("queue.buffering.max.kbytes", "1024"),
         ]
     );
     assert_eq!(config.http.listen, "0.0.0.0:9000".parse().unwrap());

@@ -7,20 +7,26 @@
 //! # How
 //! 1. [`node`] reads the file into a span-preserving tree with `serde-saphyr` (chosen
 //!    over the deprecated, unmaintained `serde_yaml`; see there). Only a YAML syntax
-//!    error stops here.
+//!    error stops here. [`env`] then replaces `${NAME}` references with environment
+//!    variables.
 //! 2. [`validate`] deserializes each section, binding and store separately from its
 //!    subtree into the serde shapes of [`raw`] (through [`node_de`]), so one broken entry
 //!    does not hide the others, then checks the rules between fields and entries
 //!    ([`units`], [`names`], [`catalog`]), collecting every problem.
 //! 3. The result is a [`Config`] whose values are resolved: defaults applied, limits
 //!    merged, durations and sizes parsed, paths joined, dead-letter topics named.
+//!
+//! [`schema`] makes the JSON Schema and the key reference of kfn.yaml from the [`raw`]
+//! shapes and their doc comments (`kfn schema`, `kfn reference`).
 
 mod catalog;
+mod env;
 mod error;
 mod names;
 mod node;
 mod node_de;
 mod raw;
+mod schema;
 mod units;
 mod validate;
 
@@ -30,13 +36,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use names::check_name;
+pub use schema::{json_schema, reference};
 
 /// The defaults of every optional setting, in one place.
 pub mod defaults {
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};
     use std::time::Duration;
 
-    /// `kafka.application-id`: the consumer group prefix.
+    /// `kafka.application-id` on the embedded broker (the app's own): the consumer
+    /// group prefix. A real cluster has no default: two apps would share groups.
     pub const APPLICATION_ID: &str = "kfn";
     /// `functions.dir`, relative to kfn.yaml.
     pub const FUNCTIONS_DIR: &str = "functions";
@@ -92,14 +101,52 @@ pub struct Config {
 }
 
 /// `kafka:`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct KafkaConfig {
     /// Which broker.
     pub brokers: Brokers,
     /// Prefix of every consumer group kfn creates.
     pub application_id: String,
-    /// Extra librdkafka properties, as text.
+    /// Extra librdkafka properties, as text (paths already resolved against the
+    /// file's folder).
     pub properties: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    /// Secrets show as `***`: a debug print of the config must not leak them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("application_id", &self.application_id)
+            .field("properties", &redacted(&self.properties))
+            .finish()
+    }
+}
+
+/// Whether a librdkafka property holds a secret (a password, a client secret, a
+/// private key or a JAAS-style config string): never logged, shown or echoed.
+pub fn is_secret_property(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.contains("password")
+        || name.contains("secret")
+        || name.ends_with("key.pem")
+        || name == "sasl.oauthbearer.config"
+        || name == "sasl.jaas.config"
+}
+
+/// The properties with every secret value replaced by `***`.
+pub fn redacted(properties: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    properties
+        .iter()
+        .map(|(k, v)| {
+            let shown = if is_secret_property(k) {
+                "***"
+            } else {
+                v.as_str()
+            };
+            (k.as_str(), shown)
+        })
+        .collect()
 }
 
 /// Which Kafka broker to use.
@@ -314,11 +361,31 @@ impl Config {
     /// Validates `text`; `file_name` is how errors name the file, `base_dir` what
     /// relative paths are relative to.
     pub fn parse(text: &str, file_name: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+        Config::parse_with_env(text, file_name, base_dir, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::parse`] with `env` as the environment of `${NAME}` references.
+    pub fn parse_with_env(
+        text: &str,
+        file_name: &str,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
         let problems = match node::parse(text) {
-            Ok(root) => match validate::build(&root, base_dir) {
-                Ok(config) => return Ok(config),
-                Err(problems) => problems,
-            },
+            Ok(mut root) => {
+                let unset = env::substitute(&mut root, env);
+                match validate::build(&root, base_dir) {
+                    Ok(config) if unset.is_empty() => return Ok(config),
+                    Ok(_) => unset,
+                    // A value left as `${NAME}` fails its own check too: say it once.
+                    Err(mut problems) => {
+                        problems.retain(|p| !unset.iter().any(|u| u.pos == p.pos));
+                        problems.extend(unset);
+                        problems.sort_by_key(|p| p.pos);
+                        problems
+                    }
+                }
+            }
             Err(syntax) => vec![validate::Problem {
                 pos: syntax.pos,
                 path: String::new(),

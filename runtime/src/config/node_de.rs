@@ -140,6 +140,22 @@ pub struct Located<T> {
     pub value: T,
 }
 
+/// In the schema a located value is just the value.
+impl<T: schemars::JsonSchema> schemars::JsonSchema for Located<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
 /// The newtype name by which [`Located`] asks [`NodeDe`] for a position.
 const LOCATED: &str = "__kfn_located";
 
@@ -169,6 +185,19 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
 /// A scalar of any type read as its text: `linger.ms: 5` gives `"5"`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScalarText(pub String);
+
+/// Any scalar a user may write for a text value.
+impl schemars::JsonSchema for ScalarText {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ScalarText".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["string", "number", "boolean"] })
+    }
+}
 
 impl<'de> Deserialize<'de> for ScalarText {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::config::node_de::{Located, ScalarText};
@@ -16,20 +17,45 @@ use crate::config::node_de::{Located, ScalarText};
 /// The top-level sections, in the order the file usually has them.
 pub const SECTIONS: &[&str] = &["kafka", "functions", "bindings", "analytics", "http"];
 
+/// A whole kfn.yaml. Only the schema and the reference use it: validation reads each
+/// section on its own (see the module doc).
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "only its shape is used, by the schema")]
+pub struct RawFile {
+    /// Where the Kafka broker is and how to talk to it (required).
+    pub kafka: RawKafka,
+    /// Where the functions are and how much each call may use.
+    pub functions: Option<RawFunctions>,
+    /// Functions bound to topics, by binding name.
+    pub bindings: Option<BTreeMap<String, RawBinding>>,
+    /// Windowed aggregations, materialised as queryable stores, by store name.
+    pub analytics: Option<BTreeMap<String, RawStage>>,
+    /// The dashboard and API server.
+    pub http: Option<RawHttp>,
+}
+
 /// `kafka:` — where the broker is and how to talk to it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawKafka {
-    /// `embedded` for the in-process broker, or a bootstrap list `host:port,host:port`.
+    /// `embedded` for a broker inside kfn (development; nothing is kept on disk), or a
+    /// bootstrap list `host:port,host:port` of a real cluster (required).
     pub brokers: Option<Located<String>>,
-    /// Prefix of every consumer group kfn creates; default `kfn`.
+    /// Prefix of this app's consumer groups, transactional ids and internal topics:
+    /// one per app on a cluster. Required with a real cluster; `kfn` on the embedded
+    /// broker.
     pub application_id: Option<Located<String>>,
-    /// Extra librdkafka properties; numbers and booleans are passed on as text.
+    /// librdkafka properties for every client kfn creates (TLS, SASL, tuning), e.g.
+    /// `security.protocol: SASL_SSL`; numbers and booleans are passed on as text, file
+    /// paths are relative to kfn.yaml, and secret values (`sasl.password`, ...) are
+    /// never logged or shown. `kfn validate` asks librdkafka about each one. See
+    /// https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md
     pub properties: Option<BTreeMap<String, Located<ScalarText>>>,
 }
 
 /// `functions:` — where the `.wasm` files are and how much they may use.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawFunctions {
     /// Folder of `.wasm` files and function sources, relative to kfn.yaml; default
@@ -40,7 +66,7 @@ pub struct RawFunctions {
 }
 
 /// `limits:` — resource limits of one function call; unset fields inherit.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawLimits {
     /// Linear memory cap, e.g. `64MiB`.
@@ -54,7 +80,7 @@ pub struct RawLimits {
 }
 
 /// One entry of `bindings:` — a function bound to topics.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawBinding {
     /// Runs this function on a schedule (`every`) and writes what it returns to `out`.
@@ -81,7 +107,7 @@ pub struct RawBinding {
 }
 
 /// One entry of `analytics:` — a windowed aggregation materialised as a named store.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawStage {
     /// Input topic.
@@ -98,8 +124,9 @@ pub struct RawStage {
     /// The window.
     pub window: Option<Located<RawWindow>>,
     /// What to compute per key and window: `count`, `{ sum|min|max|avg: /pointer }`,
-    /// or a map of names to those. Read from the tree by validation, which tells
-    /// the two forms apart.
+    /// or a map of names to those (the window's value is then an object).
+    // Validation reads it from the tree, which tells the two forms apart.
+    #[schemars(with = "Option<AggregateSchema>")]
     pub aggregate: Option<serde::de::IgnoredAny>,
     /// `final` (default: one result per window when it closes) or `changes`.
     pub emit: Option<Located<String>>,
@@ -118,7 +145,7 @@ pub struct RawStage {
 
 /// `window:` of a store: one kind (`tumbling`, `hopping`, `sliding`, `session`), its
 /// `grace` and `idle`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawWindow {
     /// Fixed windows of this length, e.g. `5s`.
@@ -137,7 +164,7 @@ pub struct RawWindow {
 }
 
 /// `hopping:` of a window.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawHopping {
     /// Window length, e.g. `1m`.
@@ -147,7 +174,7 @@ pub struct RawHopping {
 }
 
 /// `session:` of a window.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawSession {
     /// Inactivity that ends a session, e.g. `30s`.
@@ -155,7 +182,7 @@ pub struct RawSession {
 }
 
 /// One aggregate: `count`, or `{ sum|min|max|avg: /json/pointer }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RawAggregate {
     /// Number of records.
@@ -170,11 +197,23 @@ pub enum RawAggregate {
     Avg(Located<String>),
 }
 
+/// The shapes `aggregate:` takes, for the JSON Schema only (validation reads the
+/// tree).
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+enum AggregateSchema {
+    /// One aggregate: the window's value is a number.
+    One(RawAggregate),
+    /// Named aggregates: the window's value is an object with these names.
+    Named(BTreeMap<String, RawAggregate>),
+}
+
 /// The names of [`RawAggregate`]'s forms.
 pub const AGGREGATES: &[&str] = &["count", "sum", "min", "max", "avg"];
 
 /// `http:` — the dashboard and SSE server.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawHttp {
     /// Socket address to listen on; default `127.0.0.1:8080`.

@@ -8,16 +8,15 @@ use std::path::Path;
 use serde::Deserialize;
 
 mod binding;
+mod kafka;
 mod stage;
 
 use crate::config::Guarantee;
 use crate::config::catalog::Catalog;
 use crate::config::node::{Node, NodeKind, Pos};
 use crate::config::node_de::{DeError, Located, from_node, path_segment, unknown};
-use crate::config::raw::{RawFunctions, RawHttp, RawKafka, RawLimits, SECTIONS};
-use crate::config::{
-    Brokers, Config, FunctionsConfig, HttpConfig, KafkaConfig, Limits, defaults, names, units,
-};
+use crate::config::raw::{RawFunctions, RawHttp, RawLimits, SECTIONS};
+use crate::config::{Config, FunctionsConfig, HttpConfig, Limits, defaults, names, units};
 
 /// What the checks of one entry need from the rest of the file.
 struct Context {
@@ -149,7 +148,7 @@ fn build_config(root: &Node, base_dir: &Path, report: &mut Report) -> Option<Con
     }
 
     let kafka = match sections.get("kafka") {
-        Some(section) => kafka(section, report),
+        Some(section) => kafka::kafka(section, base_dir, report),
         None => {
             report.error(
                 root.pos,
@@ -193,69 +192,6 @@ fn build_config(root: &Node, base_dir: &Path, report: &mut Report) -> Option<Con
         http: http?,
         base_dir: base_dir.to_owned(),
     })
-}
-
-fn kafka(section: &Section<'_>, report: &mut Report) -> Option<KafkaConfig> {
-    let raw: RawKafka = report.read("kafka", section.node)?;
-    let brokers = match &raw.brokers {
-        Some(brokers) => report.check("kafka.brokers", brokers, |b| parse_brokers(b)),
-        None => {
-            report.error(
-                section.key,
-                "kafka",
-                "missing 'brokers': set it to embedded, or to a bootstrap list like localhost:9092",
-            );
-            None
-        }
-    };
-    let application_id = match &raw.application_id {
-        Some(id) => report.check("kafka.application-id", id, |id| {
-            names::check_name("application-id", id).map(|()| id.clone())
-        }),
-        None => Some(defaults::APPLICATION_ID.to_owned()),
-    };
-    let mut properties = BTreeMap::new();
-    for (name, value) in raw.properties.unwrap_or_default() {
-        let path = format!("kafka.properties.{name:?}");
-        let replacement = match name.as_str() {
-            "bootstrap.servers" | "metadata.broker.list" => Some("kafka.brokers"),
-            "group.id" => Some("kafka.application-id (the consumer group prefix)"),
-            _ => None,
-        };
-        match replacement {
-            Some(key) => report.error(
-                value.pos,
-                &path,
-                format!("'{name}' is set by kfn: use {key} instead"),
-            ),
-            None => {
-                properties.insert(name, value.value.0);
-            }
-        }
-    }
-    Some(KafkaConfig {
-        brokers: brokers?,
-        application_id: application_id?,
-        properties,
-    })
-}
-
-/// `embedded`, or a comma-separated list of `host:port`.
-fn parse_brokers(text: &str) -> Result<Brokers, String> {
-    if text == "embedded" {
-        return Ok(Brokers::Embedded);
-    }
-    let valid = |broker: &str| {
-        broker.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
-        })
-    };
-    match text.split(',').map(str::trim).find(|b| !valid(b)) {
-        None => Ok(Brokers::Bootstrap(text.to_owned())),
-        Some(bad) => Err(format!(
-            "invalid broker '{bad}': expected embedded, or host:port[,host:port...] (e.g. localhost:9092)"
-        )),
-    }
 }
 
 /// The functions folder, or why it cannot be used: a missing folder is only an error

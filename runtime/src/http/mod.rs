@@ -24,6 +24,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 use tower_http::services::{ServeDir, ServeFile};
@@ -83,7 +86,9 @@ pub struct HttpState {
     pub events: Events,
     pub sink: Sink,
     pub health: Arc<Health>,
-    pub static_dir: PathBuf,
+    /// A `static/` folder to serve the dashboard from (edit it without a rebuild);
+    /// `None` serves the copy inside the binary.
+    pub static_dir: Option<PathBuf>,
 }
 
 /// The whole router; `main` only binds it to a listener.
@@ -104,8 +109,27 @@ pub fn app(state: Arc<HttpState>) -> Router {
             router = router.route(route, get(move || sse::serve(state.clone(), store.clone())));
         }
     }
-    router
-        .route_service("/", ServeFile::new(state.static_dir.join("index.html")))
-        .nest_service("/static", ServeDir::new(&state.static_dir))
-        .with_state(state)
+    router = match &state.static_dir {
+        Some(dir) => router
+            .route_service("/", ServeFile::new(dir.join("index.html")))
+            .nest_service("/static", ServeDir::new(dir)),
+        None => router.route("/", get(|| embedded("index.html"))).route(
+            "/static/{*path}",
+            get(|Path(path): Path<String>| embedded(path)),
+        ),
+    };
+    router.with_state(state)
+}
+
+/// A dashboard file from inside the binary ([`crate::assets::DASHBOARD`]).
+async fn embedded(path: impl AsRef<str>) -> Response {
+    let path = path.as_ref();
+    match crate::assets::DASHBOARD.get_file(path) {
+        Some(file) => (
+            [(header::CONTENT_TYPE, crate::assets::content_type(path))],
+            file.contents(),
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }

@@ -7,8 +7,14 @@
 //!
 //! The mock cluster is not `Send`, so it lives on its own thread and is driven
 //! through a command channel.
+//!
+//! Dropping the broker destroys it, unless the process said it ends with its app
+//! ([`EmbeddedBroker::outlive_clients`], what `kfn up` does): then it stays up until
+//! the process exits, so that clients that outlive the app close against a live
+//! broker instead of logging `AllBrokersDown` on a clean Ctrl-C.
 
 use std::ffi::{CStr, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -36,6 +42,9 @@ enum Command {
     },
 }
 
+/// Set by [`EmbeddedBroker::outlive_clients`].
+static OUTLIVE_CLIENTS: AtomicBool = AtomicBool::new(false);
+
 /// A running embedded broker; stops when dropped.
 pub struct EmbeddedBroker {
     bootstrap: String,
@@ -60,6 +69,15 @@ impl EmbeddedBroker {
             commands: Some(commands_tx),
             thread: Some(thread),
         })
+    }
+
+    /// For a process that ends when its app stops (`kfn up`): brokers dropped from now
+    /// on stay up until the process exits. Clients can outlive the app by a moment (an
+    /// open dashboard's event stream holds the producer until the runtime drops it; a
+    /// health probe may be mid-request), and a broker that vanishes under them makes
+    /// them log `AllBrokersDown` although nothing is wrong.
+    pub fn outlive_clients() {
+        OUTLIVE_CLIENTS.store(true, Ordering::Relaxed);
     }
 
     /// The `bootstrap.servers` value clients (kfn's own, kcat, ...) connect to.
@@ -87,6 +105,11 @@ impl EmbeddedBroker {
 
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
+        if OUTLIVE_CLIENTS.load(Ordering::Relaxed) {
+            // The thread waits on the channel (and the cluster serves) until exit.
+            std::mem::forget(self.commands.take());
+            return;
+        }
         // Closing the channel ends the thread's loop, which destroys the cluster.
         self.commands.take();
         if let Some(t) = self.thread.take() {

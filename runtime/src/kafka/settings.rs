@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use rdkafka::ClientConfig;
 
 /// Where the cluster is and how to talk to it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KafkaSettings {
     pub bootstrap: String,
     /// The embedded broker gets faster group timings (it waits out the full session
@@ -30,7 +30,102 @@ pub fn advertised_in(client_id: &str) -> Option<&str> {
     client_id.split_once('@').map(|(_, addr)| addr)
 }
 
+impl std::fmt::Debug for KafkaSettings {
+    /// Secret properties show as `***`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSettings")
+            .field("bootstrap", &self.bootstrap)
+            .field("embedded", &self.embedded)
+            .field("application_id", &self.application_id)
+            .field("properties", &crate::config::redacted(&self.properties))
+            .field("instance", &self.instance)
+            .field("advertise", &self.advertise)
+            .finish()
+    }
+}
+
 impl KafkaSettings {
+    /// What librdkafka refuses when it creates kfn's clients from these settings (the
+    /// user's properties together with kfn's own, e.g. `acks: 1` against kfn's
+    /// idempotent producer), worded without secrets. The clients are created with
+    /// no bootstrap servers, so nothing connects; with OIDC creating one would fetch a
+    /// token, so that is left to the first real client.
+    pub fn refusals(&self) -> Vec<String> {
+        use rdkafka::consumer::BaseConsumer;
+        use rdkafka::producer::BaseProducer;
+        let oidc = self
+            .properties
+            .get("sasl.oauthbearer.method")
+            .is_some_and(|m| m.eq_ignore_ascii_case("oidc"));
+        if oidc {
+            return Vec::new();
+        }
+        let offline = |mut c: ClientConfig| {
+            c.remove("bootstrap.servers");
+            // The warning that there are no bootstrap servers is expected here.
+            c.set("log_level", "0");
+            c
+        };
+        let mut refused = Vec::new();
+        if let Err(e) = offline(self.producer()).create::<BaseProducer>() {
+            refused.push(format!("the producer: {}", self.redact(&e.to_string())));
+        }
+        if let Err(e) = offline(self.consumer("validate")).create::<BaseConsumer>() {
+            refused.push(format!("the consumers: {}", self.redact(&e.to_string())));
+        }
+        refused
+    }
+
+    /// Why the cluster cannot be reached, as librdkafka reports it to a client's error
+    /// callback (e.g. `SASL authentication error: Authentication failed during
+    /// authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512`),
+    /// which a failed request does not carry: a short-lived client asks for metadata and
+    /// keeps the first such report. Blocking, up to `timeout`.
+    pub fn diagnose(&self, timeout: std::time::Duration) -> Option<String> {
+        use rdkafka::client::ClientContext;
+        use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
+
+        #[derive(Default)]
+        struct FirstError(std::sync::Mutex<Option<String>>);
+        impl ClientContext for FirstError {
+            fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+                let mut first = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                first.get_or_insert_with(|| format!("{reason} ({error})"));
+            }
+            fn log(&self, _: rdkafka::config::RDKafkaLogLevel, _: &str, _: &str) {}
+        }
+        impl ProducerContext for FirstError {
+            type DeliveryOpaque = ();
+            fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
+        }
+
+        let mut config = self.producer();
+        config.set("log_level", "3");
+        let producer: BaseProducer<FirstError> =
+            config.create_with_context(FirstError::default()).ok()?;
+        let failed = producer
+            .client()
+            .fetch_metadata(None, rdkafka::util::Timeout::After(timeout))
+            .is_err();
+        // Error events wait on the client's queue until it is polled.
+        for _ in 0..5 {
+            producer.poll(std::time::Duration::from_millis(20));
+        }
+        let first = producer.context().0.lock().ok()?.take();
+        failed
+            .then_some(first)
+            .flatten()
+            .map(|e: String| self.redact(&e))
+    }
+
+    /// `text` with the value of every secret property replaced by `***`.
+    pub fn redact(&self, text: &str) -> String {
+        self.properties
+            .iter()
+            .filter(|(k, v)| crate::config::is_secret_property(k) && !v.is_empty())
+            .fold(text.to_string(), |t, (_, v)| t.replace(v.as_str(), "***"))
+    }
+
     fn base(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap);
@@ -45,6 +140,17 @@ impl KafkaSettings {
     /// Adds the user's properties, except those meant only for the other kind of
     /// client (librdkafka warns about each of those on every client it creates).
     fn with_user(&self, mut c: ClientConfig, kind: Kind) -> ClientConfig {
+        // TLS without a CA of the user's: the system's CAs. kfn's OpenSSL is vendored
+        // (runtime/Cargo.toml) and does not know where this system keeps them;
+        // `probe` makes librdkafka look in the usual places (what managed clusters'
+        // publicly signed certificates need).
+        let tls = self
+            .properties
+            .get("security.protocol")
+            .is_some_and(|p| p.to_ascii_uppercase().ends_with("SSL"));
+        if tls && !self.user_sets("ssl.ca.location") && !self.user_sets("ssl.ca.pem") {
+            c.set("ssl.ca.location", "probe");
+        }
         for (k, v) in &self.properties {
             if Kind::of(k).is_none_or(|only| only == kind) {
                 c.set(k, v);
@@ -219,5 +325,40 @@ mod tests {
         assert_eq!(settings.transactional_id("b"), "app.b@i1");
         let client_id = producer.get("client.id").unwrap();
         assert_eq!(advertised_in(client_id), Some("10.0.0.1:8080"));
+        assert_eq!(consumer.get("ssl.ca.location"), Some("probe"));
+    }
+
+    #[test]
+    fn refusals_come_from_librdkafka_and_hide_secrets() {
+        let settings = |pairs: &[(&str, &str)]| KafkaSettings {
+            bootstrap: "b:9092".into(),
+            embedded: false,
+            application_id: "app".into(),
+            properties: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            instance: "i1".into(),
+            advertise: None,
+        };
+        let scram = [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", "kfn"),
+            ("sasl.password", "hunter2-secret"),
+        ];
+        assert_eq!(settings(&scram).refusals(), Vec::<String>::new());
+        assert!(!format!("{:?}", settings(&scram)).contains("hunter2"));
+        // kfn's producer is idempotent on a real cluster, which needs acks=all.
+        let refused = settings(&[("acks", "1")]).refusals();
+        assert!(
+            refused.len() == 1 && refused[0].contains("acks"),
+            "{refused:?}"
+        );
+        let s = settings(&scram);
+        assert_eq!(
+            s.redact("password hunter2-secret rejected"),
+            "password *** rejected"
+        );
     }
 }

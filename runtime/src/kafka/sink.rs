@@ -23,17 +23,23 @@ const BACKOFF: [Duration; 4] = [
 #[derive(Clone)]
 pub struct Sink {
     producer: FutureProducer,
+    /// For saying why the cluster is unreachable ([`Sink::ping`]).
+    settings: Option<std::sync::Arc<KafkaSettings>>,
 }
 
 impl Sink {
     pub fn new(settings: &KafkaSettings) -> Result<Self, KafkaError> {
         Ok(Self {
             producer: settings.producer().create()?,
+            settings: Some(std::sync::Arc::new(settings.clone())),
         })
     }
 
     pub(super) fn from_producer(producer: FutureProducer) -> Self {
-        Self { producer }
+        Self {
+            producer,
+            settings: None,
+        }
     }
 
     pub(super) fn producer(&self) -> &FutureProducer {
@@ -131,13 +137,21 @@ impl Sink {
         self.producer.send_result(record).map_err(|(e, _)| e)
     }
 
-    /// Asks the cluster for metadata: is it reachable? Blocking.
+    /// Asks the cluster for metadata: is it reachable? Blocking. When it is not, the
+    /// error says why where librdkafka knows (wrong credentials, a certificate it does
+    /// not trust), not just that the metadata request failed.
     pub fn ping(&self, timeout: Duration) -> Result<(), String> {
-        self.producer
+        let result = self
+            .producer
             .client()
-            .fetch_metadata(None, Timeout::After(timeout))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .fetch_metadata(None, Timeout::After(timeout));
+        match (result, &self.settings) {
+            (Ok(_), _) => Ok(()),
+            (Err(e), Some(settings)) => Err(settings
+                .diagnose(timeout)
+                .unwrap_or_else(|| settings.redact(&e.to_string()))),
+            (Err(e), None) => Err(e.to_string()),
+        }
     }
 
     /// Waits for everything queued to be delivered.

@@ -374,10 +374,7 @@ impl Transactional {
     ) -> Aborted {
         abort(self.txn.clone()).await;
         let stop = if fatal {
-            match self.replace_producer(&message).await {
-                Ok(()) => None,
-                Err(e) => Some(e),
-            }
+            self.replace_producer(&message).await.err()
         } else {
             None
         };

@@ -1,6 +1,12 @@
 //! The wasmtime engine kfn runs every function on: configuration (epoch interruption
 //! for CPU-time limits), the shared linker (WASI + the `host` interface), and
 //! compilation through a precompiled-artifact cache.
+//!
+//! The cache is pruned when an engine opens it ([`prune`]): artifacts of another
+//! engine (another kfn or wasmtime version: never loadable again), artifacts unused
+//! for [`CACHE_MAX_AGE`], and the least recently used beyond [`CACHE_MAX_BYTES`].
+//! Every rebuild of a JavaScript or Python function leaves a 20-60 MB artifact behind,
+//! so without this the folder only grows.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +19,11 @@ use wasmtime::{Config, Engine};
 use super::bindings;
 use super::host::HostState;
 use super::{LoadError, World};
+
+/// Cached artifacts unused for this long are deleted.
+pub const CACHE_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The cache is kept under this size, least recently used first out.
+pub const CACHE_MAX_BYTES: u64 = 2 << 30;
 
 /// How often the epoch ticks. CPU-time limits are rounded up to whole ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -66,6 +77,11 @@ impl WasmEngine {
             std::fs::create_dir_all(dir).map_err(|e| LoadError::Engine {
                 message: format!("creating the compile cache {}: {e}", dir.display()),
             })?;
+            let suffix = artifact_suffix(&engine);
+            let removed = prune(dir, &suffix, CACHE_MAX_AGE, CACHE_MAX_BYTES);
+            if removed > 0 {
+                tracing::info!(dir = %dir.display(), removed, "compile cache pruned");
+            }
         }
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -123,6 +139,11 @@ impl WasmEngine {
                 // produced by `precompile_component` of an engine with the same
                 // compatibility hash (it is part of the file name), and files are
                 // renamed into place only once complete.
+                // Used now: the age and size limits of `prune` go by this time.
+                let _ = std::fs::File::options()
+                    .append(true)
+                    .open(&cached)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
                 match unsafe { Component::deserialize_file(&self.engine, &cached) } {
                     Ok(c) => (c, true),
                     Err(e) => {
@@ -183,16 +204,111 @@ impl WasmEngine {
     }
 
     fn cache_path(&self, hash: &str) -> Option<PathBuf> {
-        use std::hash::{Hash, Hasher};
         let dir = self.cache_dir.as_ref()?;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut h);
-        Some(dir.join(format!("{hash}-{:016x}.cwasm", h.finish())))
+        Some(dir.join(format!("{hash}{}", artifact_suffix(&self.engine))))
     }
+}
+
+/// The end of every artifact name this engine writes: `-<compatibility hash>.cwasm`.
+fn artifact_suffix(engine: &Engine) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    format!("-{:016x}.cwasm", h.finish())
+}
+
+/// Deletes from `dir` the artifacts not ending in `suffix`, those unused for `max_age`,
+/// leftovers of interrupted writes, and then the least recently used until the rest
+/// fits in `max_bytes`. Returns how many files it deleted; failures are skipped (a
+/// file another kfn holds open stays, and is tried again next time).
+pub fn prune(dir: &Path, suffix: &str, max_age: Duration, max_bytes: u64) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let now = std::time::SystemTime::now();
+    let age = |t: std::time::SystemTime| now.duration_since(t).unwrap_or_default();
+    let mut removed = 0;
+    let mut remove = |path: &Path| {
+        if std::fs::remove_file(path).is_ok() {
+            removed += 1;
+        }
+    };
+    let mut kept = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(meta) = entry.metadata() else { continue };
+        let used = meta.modified().unwrap_or(now);
+        if !meta.is_file() {
+            continue;
+        }
+        if name.contains(".tmp") {
+            // Another kfn may be writing it right now.
+            if age(used) > Duration::from_secs(3600) {
+                remove(&path);
+            }
+        } else if !name.ends_with(".cwasm") {
+            continue;
+        } else if !name.ends_with(suffix) || age(used) > max_age {
+            remove(&path);
+        } else {
+            kept.push((used, meta.len(), path));
+        }
+    }
+    kept.sort_by_key(|k| std::cmp::Reverse(k.0));
+    let mut total = 0;
+    for (_, size, path) in kept {
+        total += size;
+        if total > max_bytes {
+            remove(&path);
+        }
+    }
+    removed
 }
 
 impl Drop for WasmEngine {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_keeps_this_engines_recent_artifacts_within_the_size_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, size: usize, days_ago: u64| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, vec![0u8; size]).unwrap();
+            let when = std::time::SystemTime::now() - Duration::from_secs(days_ago * 86_400);
+            std::fs::File::options()
+                .append(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        };
+        file("a-mine.cwasm", 10, 0);
+        file("b-mine.cwasm", 10, 1);
+        file("c-mine.cwasm", 10, 2);
+        file("old-mine.cwasm", 10, 40);
+        file("other-engine.cwasm", 10, 0);
+        file("half-mine.cwasm.tmp123", 10, 1);
+        file("unrelated.txt", 10, 400);
+        let removed = prune(
+            dir.path(),
+            "-mine.cwasm",
+            Duration::from_secs(30 * 86_400),
+            25,
+        );
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["a-mine.cwasm", "b-mine.cwasm", "unrelated.txt"]);
+        assert_eq!(removed, 4);
     }
 }

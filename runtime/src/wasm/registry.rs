@@ -256,15 +256,21 @@ impl Registry {
         }
     }
 
-    /// Marks `name` as failed before anything was loaded (e.g. its build failed).
+    /// Marks `name` as failed to build (e.g. a syntax error: `message` names the file
+    /// and line): status `error` with the message, on `/api/functions` and the
+    /// dashboard. A loaded version keeps running, and the message says which.
     pub fn report_error(&self, name: &str, message: String) {
         let slot = self.slot(name);
-        let mut info = slot.lock_info();
-        info.last_error = Some(message.clone());
-        if info.status != FunctionStatus::Ready {
-            info.status = FunctionStatus::Missing;
+        let message = match slot.current() {
+            Some(p) => format!("{message}\n(still running version {})", &p.hash[..12]),
+            None => message,
+        };
+        {
+            let mut info = slot.lock_info();
+            info.status = FunctionStatus::Error;
+            info.last_error = Some(message.clone());
         }
-        drop(info);
+        tracing::error!(function = name, "function did not build: {message}");
         self.events.emit(EventKind::FunctionRejected, name, message);
     }
 

@@ -315,17 +315,14 @@ fn emit_of(path: &str, raw: &RawStage, has_out: bool, report: &mut Report) -> Op
     let at = |field: &str| format!("{path}.{field}");
     let changes = match &raw.emit {
         None => false,
-        Some(e) => match report.check(&at("emit"), e, |e| match e.as_str() {
+        Some(e) => report.check(&at("emit"), e, |e| match e.as_str() {
             "final" => Ok(false),
             "changes" => Ok(true),
             other => Err(format!(
                 "unknown emit '{other}': expected final (one result per window when it closes) \
                  or changes (every update, at most once per emit-every)"
             )),
-        }) {
-            Some(changes) => changes,
-            None => return None,
-        },
+        })?,
     };
     let every: Option<Duration> = match &raw.emit_every {
         Some(every) if !changes => {

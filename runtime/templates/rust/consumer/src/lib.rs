@@ -1,6 +1,6 @@
 //! {{name}}: a kfn *consumer*: receives each record for a side effect.
 
-wit_bindgen::generate!({ world: "consumer", path: "../../wit" });
+wit_bindgen::generate!({ world: "consumer", path: "{{wit}}" });
 
 use kfn::component::host;
 

@@ -1,6 +1,6 @@
 //! {{name}}: a kfn *function*: one record in, zero or more records out.
 
-wit_bindgen::generate!({ world: "function", path: "../../wit" });
+wit_bindgen::generate!({ world: "function", path: "{{wit}}" });
 // `Message`, `Output` and `Guest` are now in scope; host calls are in `kfn::component::host`.
 
 use kfn::component::host;

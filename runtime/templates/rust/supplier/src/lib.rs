@@ -1,6 +1,6 @@
 //! {{name}}: a kfn *supplier*: called on the binding's schedule (`every:`).
 
-wit_bindgen::generate!({ world: "supplier", path: "../../wit" });
+wit_bindgen::generate!({ world: "supplier", path: "{{wit}}" });
 
 use kfn::component::host;
 

@@ -860,6 +860,26 @@ async fn an_output_the_broker_refuses_is_dead_lettered_under_both_guarantees() {
     }
 }
 
+/// A stage `counts` counting per `/name` in `window`, from a new six-partition input
+/// to a new output: (input, output, dead-letter topic, app folder).
+fn counting_stage(
+    id: &str,
+    window: &str,
+    guarantee: &str,
+) -> (String, String, String, tempfile::TempDir) {
+    let (input, output) = (format!("count-in-{id}"), format!("count-out-{id}"));
+    create_topic(&input, 6);
+    create_topic(&output, 6);
+    let dir = app(
+        id,
+        "",
+        &format!(
+            "analytics:\n  counts: {{ in: {input}, key: /name, window: {window}, aggregate: count, out: {output}, guarantee: {guarantee} }}\n"
+        ),
+    );
+    (input, output, format!("app-{id}.counts.dlq"), dir)
+}
+
 /// Records produced now, stamped with their produce time, at about `per_sec`: record
 /// `i` has value `{"name":"k{i % keys}","n":i}`. Returns the producer task and the
 /// (key, timestamp) of every record sent.
@@ -917,20 +937,9 @@ async fn finals(topic: &str) -> (BTreeMap<(String, i64), u64>, BTreeMap<(String,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a real Kafka broker: see the module docs"]
 async fn exactly_once_windows_closing_throughout_survive_kill_9_five_times() {
-    let id = unique();
-    let (input, output) = (format!("win-in-{id}"), format!("win-out-{id}"));
-    create_topic(&input, 6);
-    create_topic(&output, 6);
     // Grouped by a value field (repartitioned), 2 s windows, no grace: every window
     // closes while kfn is killed and restarted around it.
-    let dir = app(
-        &id,
-        "",
-        &format!(
-            "analytics:\n  counts: {{ in: {input}, key: /name, window: {{ tumbling: 2s }}, aggregate: count, out: {output}, guarantee: exactly-once }}\n"
-        ),
-    );
-    let dlq = format!("app-{id}.counts.dlq");
+    let (input, output, dlq, dir) = counting_stage(&unique(), "{ tumbling: 2s }", "exactly-once");
     let kfn = Kfn::start(dir.path());
     // Produce only once kfn reads: a first contact with a backlog is not what this tests.
     eventually(LONG, "kfn to hold its partitions", async || {
@@ -997,18 +1006,11 @@ async fn a_consumer_seconds_behind_makes_nothing_late_and_an_idle_input_still_cl
 }
 
 async fn seconds_behind(guarantee: &str) {
-    let id = format!("{}-{guarantee}", unique());
-    let (input, output) = (format!("lag-in-{id}"), format!("lag-out-{id}"));
-    create_topic(&input, 6);
-    create_topic(&output, 6);
-    let dir = app(
-        &id,
-        "",
-        &format!(
-            "analytics:\n  counts: {{ in: {input}, key: /name, window: {{ tumbling: 1s, idle: 2s }}, aggregate: count, out: {output}, guarantee: {guarantee} }}\n"
-        ),
+    let (input, output, dlq, dir) = counting_stage(
+        &format!("{}-{guarantee}", unique()),
+        "{ tumbling: 1s, idle: 2s }",
+        guarantee,
     );
-    let dlq = format!("app-{id}.counts.dlq");
     // Six seconds of input before kfn starts: it begins seconds behind, reading every
     // partition's backlog in chunks, one partition ahead of the others.
     let total = 60_000;

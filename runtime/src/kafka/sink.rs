@@ -55,28 +55,7 @@ impl Sink {
         topic: String,
         out: Output,
     ) -> impl Future<Output = Result<(i32, i64), KafkaError>> + Send + 'static {
-        let first = self.enqueue(&topic, &out);
-        let sink = self.clone();
-        async move {
-            let (mut pending, mut attempt) = (first, 0usize);
-            loop {
-                let e = match acknowledged(pending).await {
-                    Ok(at) => return Ok(at),
-                    Err(e) if is_permanent(&e) => return Err(e),
-                    Err(e) => e,
-                };
-                if is_queue_full(&e) {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                } else {
-                    if attempt == 0 {
-                        tracing::warn!(%topic, error = %e, "send failed, retrying until the broker accepts it");
-                    }
-                    tokio::time::sleep(BACKOFF[attempt.min(BACKOFF.len() - 1)]).await;
-                    attempt += 1;
-                }
-                pending = sink.enqueue(&topic, &out);
-            }
-        }
+        self.deliver_with(topic, out, true)
     }
 
     /// Like [`Sink::deliver`] but without retries, for a transaction: librdkafka
@@ -87,18 +66,34 @@ impl Sink {
         topic: String,
         out: Output,
     ) -> impl Future<Output = Result<(i32, i64), KafkaError>> + Send + 'static {
+        self.deliver_with(topic, out, false)
+    }
+
+    fn deliver_with(
+        &self,
+        topic: String,
+        out: Output,
+        retry: bool,
+    ) -> impl Future<Output = Result<(i32, i64), KafkaError>> + Send + 'static {
         let first = self.enqueue(&topic, &out);
         let sink = self.clone();
         async move {
-            let mut pending = first;
+            let (mut pending, mut attempt) = (first, 0usize);
             loop {
                 match acknowledged(pending).await {
                     Err(e) if is_queue_full(&e) => {
                         tokio::time::sleep(Duration::from_millis(1)).await;
-                        pending = sink.enqueue(&topic, &out);
+                    }
+                    Err(e) if retry && !is_permanent(&e) => {
+                        if attempt == 0 {
+                            tracing::warn!(%topic, error = %e, "send failed, retrying until the broker accepts it");
+                        }
+                        tokio::time::sleep(BACKOFF[attempt.min(BACKOFF.len() - 1)]).await;
+                        attempt += 1;
                     }
                     done => return done,
                 }
+                pending = sink.enqueue(&topic, &out);
             }
         }
     }

@@ -66,7 +66,7 @@ async fn a_million_preloaded_records_count_exactly() {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        let page = if rng % 2 == 0 { "P1" } else { "P2" };
+        let page = if rng.is_multiple_of(2) { "P1" } else { "P2" };
         let duration = (rng >> 8) % 9_000;
         let ts = base + (i as i64 * 6) / 10;
         if duration > 100 {

@@ -89,12 +89,43 @@ enum Command {
         dir: Option<PathBuf>,
     },
     /// Measure records/s through a Rust function binding against a plain rdkafka
-    /// passthrough, on the embedded broker.
+    /// passthrough, on the embedded broker; with --brokers, kfn against a passthrough
+    /// and Kafka Streams on a real Kafka, each contender a process of its own.
     Bench {
-        /// Records per run (the embedded broker keeps ~5 MiB per partition, about
-        /// 150,000 of these records).
-        #[arg(long, default_value_t = 100_000)]
-        records: usize,
+        /// Records per run (default 100,000 on the embedded broker, which keeps ~5 MiB
+        /// per partition, about 150,000 of these records; 1,000,000 with --brokers).
+        #[arg(long)]
+        records: Option<usize>,
+        /// A real Kafka (HOST:PORT): benchmark kfn there against a passthrough and
+        /// Kafka Streams, each a separate process.
+        #[arg(long)]
+        brokers: Option<String>,
+        /// With --brokers: rounds (the table shows medians).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// With --brokers: the broker's process id, for its CPU time (default: a
+        /// local `kafka.Kafka` java process listening on the port, if there is one).
+        #[arg(long)]
+        broker_pid: Option<u32>,
+        /// With --brokers: leave out the Kafka Streams contenders (no Java needed).
+        #[arg(long)]
+        no_kafka_streams: bool,
+        /// With --brokers: run only these contenders (passthrough, kfn-binding,
+        /// ks-map, kfn-seed-alo, ks-seed-alo, kfn-seed-eos, ks-seed-eos).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Internal: run one contender of the real-broker benchmark (passthrough).
+        #[arg(long, hide = true)]
+        contender: Option<String>,
+        /// Internal, with --contender: the topic to read.
+        #[arg(long, hide = true)]
+        input: Option<String>,
+        /// Internal, with --contender: the topic to write.
+        #[arg(long, hide = true)]
+        to: Option<String>,
+        /// Internal, with --contender: the consumer group.
+        #[arg(long, hide = true)]
+        group: Option<String>,
         /// Also measure the same function in every language (size, compile cold and
         /// warm, first call, per call, records/s through a binding).
         #[arg(long)]
@@ -154,11 +185,44 @@ fn main() -> ExitCode {
             ..
         } => kfn::bench::memory_probe(&kind),
         Command::Bench {
+            contender: Some(contender),
+            brokers,
+            input,
+            to,
+            group,
+            ..
+        } => bench_contender(&contender, brokers, input, to, group),
+        Command::Bench {
+            brokers: Some(brokers),
+            records,
+            rounds,
+            broker_pid,
+            no_kafka_streams,
+            only,
+            output,
+            ..
+        } => kfn::bench::real::run(kfn::bench::real::Options {
+            brokers,
+            records: records.unwrap_or(1_000_000),
+            rounds,
+            broker_pid,
+            kafka_streams: !no_kafka_streams,
+            only,
+            output,
+        }),
+        Command::Bench {
             records,
             languages,
             output,
             memory_probe: None,
-        } => runtime().and_then(|rt| rt.block_on(kfn::bench::run(records, languages, output))),
+            ..
+        } => runtime().and_then(|rt| {
+            rt.block_on(kfn::bench::run(
+                records.unwrap_or(100_000),
+                languages,
+                output,
+            ))
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -167,6 +231,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `kfn bench --contender NAME ...`: one contender process of `kfn bench --brokers`.
+fn bench_contender(
+    contender: &str,
+    brokers: Option<String>,
+    input: Option<String>,
+    to: Option<String>,
+    group: Option<String>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        contender == "passthrough",
+        "--contender {contender}: only passthrough"
+    );
+    let need =
+        |v: Option<String>, flag: &str| v.with_context(|| format!("--contender needs {flag}"));
+    kfn::bench::real::passthrough(
+        &need(brokers, "--brokers")?,
+        &need(input, "--input")?,
+        &need(to, "--to")?,
+        &need(group, "--group")?,
+    )
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

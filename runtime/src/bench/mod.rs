@@ -25,6 +25,7 @@ use crate::pipeline::{self, MAX_IN_FLIGHT};
 use crate::wasm::{Registry, WasmEngine};
 
 mod languages;
+pub mod real;
 
 const PARTITIONS: i32 = 3;
 /// The stages measured, by store name.

@@ -209,7 +209,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         bench.tmp.display()
     );
     let admin = admin(&bench.brokers)?;
-    create_topics(&admin, &[bench.input.clone()])?;
+    create_topics(&admin, std::slice::from_ref(&bench.input))?;
     let started = Instant::now();
     preload(&bench)?;
     eprintln!(
@@ -243,7 +243,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
             cleanup(&admin, &bench.brokers, &run);
         }
     }
-    let _ = delete_topics(&admin, &[bench.input.clone()]);
+    let _ = delete_topics(&admin, std::slice::from_ref(&bench.input));
 
     let table = report(
         &bench,
@@ -428,7 +428,7 @@ impl Bench {
 
     fn measure(&self, c: &Contender, run: &Run, admin: &Admin) -> Result<Sample, String> {
         let fail = |what: String| format!("{what} (log: {})", run.log.display());
-        create_topics(admin, &[run.out.clone()]).map_err(|e| format!("{e:#}"))?;
+        create_topics(admin, std::slice::from_ref(&run.out)).map_err(|e| format!("{e:#}"))?;
         let watches = self.watches(c.kind, run);
         let mut lags = Lags::new(&self.brokers, &watches).map_err(|e| format!("{e:#}"))?;
         let broker_before = self

@@ -22,6 +22,6 @@ mod txn;
 pub use embedded::EmbeddedBroker;
 pub use replay::replay;
 pub use settings::{KafkaSettings, advertised_in};
-pub use sink::{Sink, dead_letter, is_permanent};
+pub use sink::{Sends, Sink, dead_letter, is_permanent};
 pub use source::{Ownership, Source};
 pub use txn::TxnSink;

@@ -192,6 +192,11 @@ impl KafkaSettings {
             .set("auto.commit.interval.ms", "1000")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
+            // librdkafka stops fetching a partition for this long once its local queue
+            // is full (default 1 s); a consumer that drains the queue quickly then sits
+            // idle for most of that second: 9.4 s instead of 5.4 s for a million
+            // records through a function binding on a real broker.
+            .set("fetch.queue.backoff.ms", "20")
             // When an instance joins or leaves, only the partitions that move are
             // revoked: the others keep their window state instead of restoring it.
             .set("partition.assignment.strategy", "cooperative-sticky");
@@ -247,6 +252,7 @@ impl Kind {
             "fetch.message.max.bytes",
             "max.partition.fetch.bytes",
             "fetch.error.backoff.ms",
+            "fetch.queue.backoff.ms",
             "coordinator.query.interval.ms",
         ];
         const PRODUCER: &[&str] = &[

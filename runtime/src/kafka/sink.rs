@@ -1,13 +1,22 @@
-//! The sink: one producer shared by every binding. `send` resolves only once the
-//! broker has acknowledged the record, retrying transient failures, so callers can
-//! store their input offset afterwards.
+//! The sink: one producer shared by every binding. Every message carries a
+//! [`Ticket`] that the producer's delivery report settles, so nothing is per-message
+//! on the async side: a [`Sends`] group (a batch's outputs, a transaction's messages)
+//! is one [`Tracker`] that wakes its waiter once, when the last message of the group
+//! is acknowledged. [`Sink::deliver`] (one record, retried until the broker accepts
+//! it) is for the paths that send a record at a time.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
+use futures::task::AtomicWaker;
+use rdkafka::ClientContext;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::util::Timeout;
+use tokio::sync::oneshot;
 
 use super::KafkaSettings;
 use crate::record::{Output, Record};
@@ -20,29 +29,167 @@ const BACKOFF: [Duration; 4] = [
     Duration::from_secs(5),
 ];
 
+/// Where the broker's answer for one message goes.
+pub enum Ticket {
+    /// A single send awaiting its own answer.
+    One(oneshot::Sender<Result<(i32, i64), KafkaError>>),
+    /// Message `index` of a group.
+    Group(Arc<Tracker>, u32),
+}
+
+/// Counts a group's messages still unacknowledged and keeps its failures.
+#[derive(Default)]
+pub struct Tracker {
+    pending: AtomicUsize,
+    failed: Mutex<Vec<(u32, KafkaError)>>,
+    waker: AtomicWaker,
+}
+
+impl Tracker {
+    fn settle(&self, index: u32, result: Result<(), KafkaError>) {
+        if let Err(e) = result {
+            self.failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((index, e));
+        }
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.waker.wake();
+        }
+    }
+
+    /// Waits until every message is acknowledged; the ones that failed.
+    async fn acked(&self) -> Vec<(u32, KafkaError)> {
+        futures::future::poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            if self.pending.load(Ordering::Acquire) == 0 {
+                Poll::Ready(std::mem::take(
+                    &mut *self.failed.lock().unwrap_or_else(|p| p.into_inner()),
+                ))
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// The producer's context: settles each message's ticket from its delivery report.
+pub struct Acks;
+
+impl ClientContext for Acks {}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = Box<Ticket>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, ticket: Box<Ticket>) {
+        let result = match result {
+            Ok(m) => Ok((m.partition(), m.offset())),
+            Err((e, _)) => Err(e.clone()),
+        };
+        match *ticket {
+            Ticket::One(tx) => {
+                let _ = tx.send(result);
+            }
+            Ticket::Group(tracker, index) => tracker.settle(index, result.map(drop)),
+        }
+    }
+}
+
+/// The producer every sink is made of.
+pub type KafkaProducer = ThreadedProducer<Acks>;
+
 #[derive(Clone)]
 pub struct Sink {
-    producer: FutureProducer,
+    producer: KafkaProducer,
     /// For saying why the cluster is unreachable ([`Sink::ping`]).
     settings: Option<std::sync::Arc<KafkaSettings>>,
+}
+
+/// Messages sent as one group: each gets an index (in the order pushed), and
+/// [`Sends::acked`] answers for all of them once the last is acknowledged.
+pub struct Sends {
+    tracker: Arc<Tracker>,
+    messages: Vec<(String, Output)>,
+    /// Not queued (the producer's queue was full, or the client refused it).
+    unsent: Vec<(u32, KafkaError)>,
+}
+
+impl Sends {
+    pub fn new() -> Self {
+        Self {
+            tracker: Arc::default(),
+            messages: Vec::new(),
+            unsent: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// Hands `out` to the producer now; returns its index in the group.
+    pub fn push(&mut self, sink: &Sink, topic: String, out: Output) -> usize {
+        let index = self.messages.len();
+        self.tracker.pending.fetch_add(1, Ordering::AcqRel);
+        let ticket = Box::new(Ticket::Group(self.tracker.clone(), index as u32));
+        if let Err(e) = sink.enqueue(&topic, &out, ticket) {
+            self.tracker.settle(index as u32, Ok(()));
+            self.unsent.push((index as u32, e));
+        }
+        self.messages.push((topic, out));
+        index
+    }
+
+    /// Waits for every message's answer: one per message, in push order. With
+    /// `retry`, transient failures are sent again until the broker accepts them (only
+    /// permanent refusals come back); without (inside a transaction, where librdkafka
+    /// retries itself), only a full local queue is waited out.
+    pub async fn acked(self, sink: &Sink, retry: bool) -> Vec<Result<(), KafkaError>> {
+        let mut results: Vec<Result<(), KafkaError>> = vec![Ok(()); self.messages.len()];
+        let mut failed = self.tracker.acked().await;
+        failed.extend(self.unsent);
+        failed.sort_by_key(|(i, _)| *i);
+        for (i, e) in failed {
+            let (topic, out) = &self.messages[i as usize];
+            results[i as usize] = if is_queue_full(&e) || (retry && !is_permanent(&e)) {
+                sink.deliver_with(topic.clone(), out.clone(), retry)
+                    .await
+                    .map(drop)
+            } else {
+                Err(e)
+            };
+        }
+        results
+    }
+}
+
+impl Default for Sends {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Sink {
     pub fn new(settings: &KafkaSettings) -> Result<Self, KafkaError> {
         Ok(Self {
-            producer: settings.producer().create()?,
+            producer: settings.producer().create_with_context(Acks)?,
             settings: Some(std::sync::Arc::new(settings.clone())),
         })
     }
 
-    pub(super) fn from_producer(producer: FutureProducer) -> Self {
+    pub(super) fn from_producer(producer: KafkaProducer) -> Self {
         Self {
             producer,
             settings: None,
         }
     }
 
-    pub(super) fn producer(&self) -> &FutureProducer {
+    pub(super) fn producer(&self) -> &KafkaProducer {
         &self.producer
     }
 
@@ -58,24 +205,13 @@ impl Sink {
         self.deliver_with(topic, out, true)
     }
 
-    /// Like [`Sink::deliver`] but without retries, for a transaction: librdkafka
-    /// retries inside it, and what comes back is final for this transaction (only a
-    /// full local queue is waited out).
-    pub fn deliver_once(
-        &self,
-        topic: String,
-        out: Output,
-    ) -> impl Future<Output = Result<(i32, i64), KafkaError>> + Send + 'static {
-        self.deliver_with(topic, out, false)
-    }
-
     fn deliver_with(
         &self,
         topic: String,
         out: Output,
         retry: bool,
     ) -> impl Future<Output = Result<(i32, i64), KafkaError>> + Send + 'static {
-        let first = self.enqueue(&topic, &out);
+        let first = self.enqueue_one(&topic, &out);
         let sink = self.clone();
         async move {
             let (mut pending, mut attempt) = (first, 0usize);
@@ -93,7 +229,7 @@ impl Sink {
                     }
                     done => return done,
                 }
-                pending = sink.enqueue(&topic, &out);
+                pending = sink.enqueue_one(&topic, &out);
             }
         }
     }
@@ -105,9 +241,20 @@ impl Sink {
         self.deliver(topic, out.clone()).await
     }
 
-    /// Queues `out` in the producer.
-    fn enqueue(&self, topic: &str, out: &Output) -> Result<DeliveryFuture, KafkaError> {
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+    fn enqueue_one(
+        &self,
+        topic: &str,
+        out: &Output,
+    ) -> Result<oneshot::Receiver<Result<(i32, i64), KafkaError>>, KafkaError> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(topic, out, Box::new(Ticket::One(tx)))?;
+        Ok(rx)
+    }
+
+    /// Queues `out` in the producer; `ticket` gets the broker's answer.
+    fn enqueue(&self, topic: &str, out: &Output, ticket: Box<Ticket>) -> Result<(), KafkaError> {
+        let mut record: BaseRecord<'_, [u8], [u8], Box<Ticket>> =
+            BaseRecord::with_opaque_to(topic, ticket);
         if !out.tombstone {
             record = record.payload(&out.value);
         }
@@ -129,7 +276,7 @@ impl Sink {
             });
             record = record.headers(hs);
         }
-        self.producer.send_result(record).map_err(|(e, _)| e)
+        self.producer.send(record).map_err(|(e, _)| e)
     }
 
     /// Asks the cluster for metadata: is it reachable? Blocking. When it is not, the
@@ -159,13 +306,9 @@ impl Sink {
 
 /// Waits for a queued record's acknowledgement.
 async fn acknowledged(
-    queued: Result<DeliveryFuture, KafkaError>,
+    queued: Result<oneshot::Receiver<Result<(i32, i64), KafkaError>>, KafkaError>,
 ) -> Result<(i32, i64), KafkaError> {
-    match queued?.await {
-        Ok(Ok(d)) => Ok((d.partition, d.offset)),
-        Ok(Err((e, _))) => Err(e),
-        Err(_) => Err(KafkaError::Canceled),
-    }
+    queued?.await.unwrap_or(Err(KafkaError::Canceled))
 }
 
 fn is_queue_full(e: &KafkaError) -> bool {

@@ -174,7 +174,25 @@ impl Source {
     /// caller reports them and polls again.
     pub async fn next(&self) -> Result<Record, KafkaError> {
         let m = self.consumer().recv().await?;
-        Ok(Record {
+        Ok(self.record(&m))
+    }
+
+    /// Appends to `into` the records already fetched, until it holds `max`, without
+    /// waiting (one stream for the lot: a `recv` per record registers and drops a
+    /// waker slot each time).
+    pub fn take_ready(&self, into: &mut std::collections::VecDeque<Record>, max: usize) {
+        use futures::{FutureExt, StreamExt};
+        let mut stream = self.consumer().stream();
+        while into.len() < max {
+            match stream.next().now_or_never() {
+                Some(Some(Ok(m))) => into.push_back(self.record(&m)),
+                _ => break,
+            }
+        }
+    }
+
+    fn record(&self, m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
+        Record {
             key: m.key().map(<[u8]>::to_vec),
             value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
             headers: m
@@ -194,25 +212,46 @@ impl Source {
                 .timestamp()
                 .to_millis()
                 .unwrap_or_else(crate::record::now_ms),
-            topic: m.topic().to_string(),
+            topic: self.topic.clone(),
             partition: m.partition(),
             offset: m.offset(),
             lease: self.ownership.lease(m.partition()).unwrap_or(0),
-        })
+        }
     }
 
-    /// Marks `partition`/`offset` (read under `lease`) processed: everything the
-    /// record caused is durable. Call in offset order per partition. A stale lease
-    /// is ignored: the partition moved since, and storing the offset could skip
-    /// records its new lease has not processed yet.
-    pub fn ack(&self, partition: i32, offset: i64, lease: u64) {
-        if self.ownership.lease(partition) != Some(lease) {
-            return tracing::debug!(topic = %self.topic, partition, offset, "stale ack ignored");
+    /// Marks records processed: everything they caused is durable. `acks` are
+    /// (partition, offset, lease) in offset order per partition; only the last of each
+    /// partition is stored (one call for the whole batch). A stale lease is ignored:
+    /// the partition moved since, and storing the offset could skip records its new
+    /// lease has not processed yet.
+    pub fn ack(&self, acks: &[(i32, i64, u64)]) {
+        let mut last: BTreeMap<i32, (i64, u64)> = BTreeMap::new();
+        for &(partition, offset, lease) in acks {
+            last.insert(partition, (offset, lease));
         }
-        if let Err(e) = self.consumer().store_offset(&self.topic, partition, offset) {
+        let mut offsets = rdkafka::TopicPartitionList::with_capacity(last.len());
+        {
+            let owned = self.ownership.lock();
+            for (partition, (offset, lease)) in last {
+                if owned.leases.get(&partition) != Some(&lease) {
+                    tracing::debug!(topic = %self.topic, partition, offset, "stale ack ignored");
+                    continue;
+                }
+                // The stored offset is the next one to read.
+                let _ = offsets.add_partition_offset(
+                    &self.topic,
+                    partition,
+                    rdkafka::Offset::Offset(offset + 1),
+                );
+            }
+        }
+        if offsets.count() == 0 {
+            return;
+        }
+        if let Err(e) = self.consumer().store_offsets(&offsets) {
             // After a rebalance the partition may be someone else's: the record will be
             // processed again there (at-least-once), nothing is lost.
-            tracing::debug!(topic = %self.topic, partition, offset, error = %e, "offset not stored");
+            tracing::debug!(topic = %self.topic, error = %e, "offsets not stored");
         }
     }
 

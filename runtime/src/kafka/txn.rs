@@ -8,11 +8,11 @@ use std::time::Duration;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer;
 use rdkafka::util::Timeout;
 
 use super::KafkaSettings;
-use super::sink::Sink;
+use super::sink::{Acks, KafkaProducer, Sink};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the broker lets a transaction stay open: when an instance dies with one
@@ -28,7 +28,7 @@ const TRANSACTION_TIMEOUT_MS: &str = "30000";
 /// have ids of their own, and a zombie that lost its partitions to another instance
 /// is fenced by the group generation sent with the offsets.
 pub struct TxnSink {
-    producer: FutureProducer,
+    producer: KafkaProducer,
 }
 
 impl TxnSink {
@@ -45,7 +45,7 @@ impl TxnSink {
                 config.set("message.timeout.ms", TRANSACTION_TIMEOUT_MS);
             }
         }
-        let producer: FutureProducer = config.create()?;
+        let producer: KafkaProducer = config.create_with_context(Acks)?;
         producer.init_transactions(Timeout::After(TXN_TIMEOUT))?;
         Ok(Self { producer })
     }

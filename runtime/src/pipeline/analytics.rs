@@ -88,9 +88,9 @@ pub struct RepartitionStep {
 }
 
 impl Step for RepartitionStep {
-    fn handle(&mut self, record: &Record) -> Outcome {
+    fn handle(&mut self, record: &mut Record) -> Outcome {
         let outputs = match &mut self.worker {
-            Some(worker) => match self.retry.run(|| worker.process(record)) {
+            Some(worker) => match self.retry.run(|| worker.process_lent(record)) {
                 Ok(outputs) => outputs,
                 Err(e) => return failed(e),
             },
@@ -132,6 +132,10 @@ impl Step for RepartitionStep {
     fn changed(&self) -> Option<watch::Receiver<u64>> {
         self.worker.as_ref().map(Worker::changes)
     }
+
+    fn restartable(&self) -> bool {
+        true
+    }
 }
 
 /// Step 2: each record into its windows, per partition of what the stage aggregates.
@@ -144,7 +148,7 @@ pub struct WindowStep {
 }
 
 impl Step for WindowStep {
-    fn handle(&mut self, record: &Record) -> Outcome {
+    fn handle(&mut self, record: &mut Record) -> Outcome {
         let needs_json =
             !self.extract.pointers.is_empty() || (self.direct && self.extract.key_needs_json());
         let json = match needs_json {

@@ -35,6 +35,15 @@ impl<S: Send + 'static> Dedicated<S> {
 
     /// Runs `f` on the thread and returns its result.
     pub async fn run<R: Send + 'static>(&self, f: impl FnOnce(&mut S) -> R + Send + 'static) -> R {
+        self.start(f).await
+    }
+
+    /// Hands `f` to the thread now (jobs run in the order started) and returns a
+    /// future of its result, so the caller can go on meanwhile.
+    pub fn start<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut S) -> R + Send + 'static,
+    ) -> impl Future<Output = R> + Send + 'static {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job<S> = Box::new(move |s| {
             let _ = tx.send(f(s));
@@ -43,7 +52,7 @@ impl<S: Send + 'static> Dedicated<S> {
         assert!(matches!(sent, Some(Ok(()))), "the worker thread has exited");
         // The sender is dropped only if the job panicked: a bug in kfn, not a guest
         // failure (guest traps are values), so it propagates.
-        rx.await.expect("the worker thread panicked")
+        async move { rx.await.expect("the worker thread panicked") }
     }
 }
 

@@ -19,18 +19,18 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
 
 use super::{Done, Refusal, Route};
-use crate::kafka::{KafkaSettings, Sink, Source, TxnSink, dead_letter, is_permanent};
+use crate::kafka::{KafkaSettings, Sends, Sink, Source, TxnSink, dead_letter, is_permanent};
 use crate::observe::EventKind;
 use crate::record::{Effects, Output};
 
 /// Records whose effects are still being acknowledged, per binding (at-least-once).
-pub const MAX_IN_FLIGHT: usize = 2_000;
+pub const MAX_IN_FLIGHT: usize = 10_000;
 /// How long a transaction stays open at most (exactly-once): Kafka Streams commits
 /// every 100 ms under exactly-once too. Larger transactions cost the broker less;
 /// shorter ones make results visible to `read_committed` readers sooner.
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
 /// Records per transaction at most.
-pub const MAX_TXN_RECORDS: usize = 5_000;
+pub const MAX_TXN_RECORDS: usize = 20_000;
 /// Fatal producer errors in a row (e.g. the broker expired a transaction during an
 /// outage) met with a new producer before the binding gives up.
 const MAX_NEW_PRODUCERS: u32 = 3;
@@ -48,17 +48,6 @@ pub struct Settled {
     pub dead_lettered: u64,
     /// Records late for some or all of their windows.
     pub late: u64,
-}
-
-impl Settled {
-    fn add(&mut self, other: Settled) {
-        self.acks.extend(other.acks);
-        self.records += other.records;
-        self.outputs += other.outputs;
-        self.errors += other.errors;
-        self.dead_lettered += other.dead_lettered;
-        self.late += other.late;
-    }
 }
 
 /// Why a transaction did not commit; its records are read and processed again.
@@ -129,30 +118,87 @@ impl Delivery for Pipelined {
 
     fn deliver(&mut self, route: &Arc<Route>, done: Vec<Done>, fx: Effects) {
         self.records += done.len();
-        let records: Vec<_> = done
-            .into_iter()
-            .map(|d| deliver_record(&self.sink, route, d))
-            .collect();
+        // One group for the batch: its records' outputs, state changes and results.
+        let mut sends = Sends::new();
+        let mut owners = Vec::new();
+        let mut records = Vec::with_capacity(done.len());
+        for d in done {
+            let failure = send_outputs(
+                &self.sink,
+                route,
+                &mut sends,
+                &mut owners,
+                records.len(),
+                d.outputs,
+                d.failure,
+            );
+            records.push((d.record, failure));
+        }
+        for (owner, outputs) in [(Owner::State, fx.changes), (Owner::Result, fx.results)] {
+            for o in outputs {
+                let topic = o.topic.clone().unwrap_or_default();
+                sends.push(&self.sink, topic, o);
+                owners.push(owner);
+            }
+        }
         let (sink, route) = (self.sink.clone(), route.clone());
-        let changes = send_all(&sink, fx.changes);
-        let results = send_all(&sink, fx.results);
         let after = fx.after;
         self.batches.push_back(Box::pin(async move {
-            let mut s = Settled::default();
-            let (records, changes, results) = futures::join!(
-                futures::future::join_all(records),
-                futures::future::join_all(changes),
-                futures::future::join_all(results),
-            );
-            for r in records {
-                s.add(r);
+            let mut s = Settled {
+                acks: records.iter().map(|(r, _)| (r.partition, r.offset, r.lease)).collect(),
+                records: records.len() as u64,
+                ..Settled::default()
+            };
+            let results = sends.acked(&sink, true).await;
+            for (owner, result) in owners.into_iter().zip(results) {
+                match (owner, result) {
+                    (Owner::Output(_) | Owner::Result, Ok(())) => s.outputs += 1,
+                    (Owner::Output(i), Err(e)) => {
+                        // The broker refused an output for good (e.g. too large): the
+                        // input is dead-lettered with the reason.
+                        let (record, failure) = &mut records[i];
+                        let error = format!("an output was rejected by the broker: {e}");
+                        tracing::warn!(binding = %route.name, topic = %record.topic, partition = record.partition, offset = record.offset, "{error}");
+                        failure.get_or_insert(super::Failure {
+                            error,
+                            kind: EventKind::RecordFailed,
+                            attempts: 1,
+                        });
+                    }
+                    (_, Err(e)) => report_refused(&route, &e),
+                    _ => {}
+                }
             }
-            s.outputs += results.iter().filter(|r| r.is_ok()).count() as u64;
-            report_refused(&route, changes.into_iter().chain(results));
+            // Dead letters (rare) once the outputs' fate is known.
+            let mut letters = Sends::new();
+            for (record, failure) in &records {
+                if let Some(f) = failure {
+                    s.errors += 1;
+                    s.late += u64::from(f.kind == EventKind::LateRecord);
+                    let letter = dead_letter(record, &route.name, route.function.as_deref(), &f.error, f.attempts);
+                    letters.push(&sink, route.dlq.clone(), letter);
+                }
+            }
+            if !letters.is_empty() {
+                for result in letters.acked(&sink, true).await {
+                    match result {
+                        Ok(()) => s.dead_lettered += 1,
+                        Err(e) => tracing::error!(dlq = %route.dlq, error = %e, "dead-letter topic refused the record"),
+                    }
+                }
+            }
             // Closed-markers only once the results they follow are durable: a crash in
             // between publishes a result twice rather than never.
-            let after = futures::future::join_all(send_all(&sink, after)).await;
-            report_refused(&route, after);
+            if !after.is_empty() {
+                let mut markers = Sends::new();
+                for o in after {
+                    let topic = o.topic.clone().unwrap_or_default();
+                    markers.push(&sink, topic, o);
+                }
+                for e in markers.acked(&sink, true).await.into_iter().filter_map(Result::err) {
+                    report_refused(&route, &e);
+                }
+            }
             s
         }));
     }
@@ -185,25 +231,8 @@ async fn abort(txn: Arc<TxnSink>) {
     let _ = tokio::task::spawn_blocking(move || txn.abort()).await;
 }
 
-type Ack = BoxFuture<'static, Result<(i32, i64), KafkaError>>;
-
-fn send_all(sink: &Sink, outputs: Vec<Output>) -> Vec<Ack> {
-    outputs
-        .into_iter()
-        .map(|o| {
-            let topic = o.topic.clone().unwrap_or_default();
-            Box::pin(sink.deliver(topic, o)) as Ack
-        })
-        .collect()
-}
-
-fn report_refused(
-    route: &Route,
-    results: impl IntoIterator<Item = Result<(i32, i64), KafkaError>>,
-) {
-    for e in results.into_iter().filter_map(Result::err) {
-        tracing::error!(binding = %route.name, error = %e, "the broker refused a state change or result for good");
-    }
+fn report_refused(route: &Route, e: &KafkaError) {
+    tracing::error!(binding = %route.name, error = %e, "the broker refused a state change or result for good");
 }
 
 /// The topic of a record's output, or why it has none.
@@ -219,14 +248,23 @@ fn topic_of(route: &Route, o: &Output) -> Result<String, String> {
         })
 }
 
-/// Sends one record's outputs (now) and, if it failed or an output is refused for
-/// good, its dead letter; settles as that record.
-fn deliver_record(sink: &Sink, route: &Arc<Route>, d: Done) -> BoxFuture<'static, Settled> {
-    let mut failure = d.failure;
-    let mut sends = Vec::with_capacity(d.outputs.len());
-    for o in d.outputs {
+/// Sends one record's outputs (now) into `sends`, noting each one's owner (record
+/// `i`); an output without a topic fails the record. Returns the record's failure.
+fn send_outputs(
+    sink: &Sink,
+    route: &Route,
+    sends: &mut Sends,
+    owners: &mut Vec<Owner>,
+    i: usize,
+    outputs: Vec<Output>,
+    mut failure: Option<super::Failure>,
+) -> Option<super::Failure> {
+    for o in outputs {
         match topic_of(route, &o) {
-            Ok(topic) => sends.push(sink.deliver(topic, o)),
+            Ok(topic) => {
+                sends.push(sink, topic, o);
+                owners.push(Owner::Output(i));
+            }
             Err(error) => {
                 failure.get_or_insert(super::Failure {
                     error,
@@ -236,48 +274,7 @@ fn deliver_record(sink: &Sink, route: &Arc<Route>, d: Done) -> BoxFuture<'static
             }
         }
     }
-    let (sink, route, record) = (sink.clone(), route.clone(), d.record);
-    Box::pin(async move {
-        let mut s = Settled {
-            acks: vec![(record.partition, record.offset, record.lease)],
-            records: 1,
-            ..Settled::default()
-        };
-        for result in futures::future::join_all(sends).await {
-            match result {
-                Ok(_) => s.outputs += 1,
-                Err(e) => {
-                    // The broker refused an output for good (e.g. too large): the input
-                    // is dead-lettered with the reason.
-                    let error = format!("an output was rejected by the broker: {e}");
-                    tracing::warn!(binding = %route.name, topic = %record.topic, partition = record.partition, offset = record.offset, "{error}");
-                    failure.get_or_insert(super::Failure {
-                        error,
-                        kind: EventKind::RecordFailed,
-                        attempts: 1,
-                    });
-                }
-            }
-        }
-        if let Some(f) = failure {
-            s.errors = 1;
-            s.late = u64::from(f.kind == EventKind::LateRecord);
-            let letter = dead_letter(
-                &record,
-                &route.name,
-                route.function.as_deref(),
-                &f.error,
-                f.attempts,
-            );
-            match sink.deliver(route.dlq.clone(), letter).await {
-                Ok(_) => s.dead_lettered = 1,
-                Err(e) => {
-                    tracing::error!(dlq = %route.dlq, error = %e, "dead-letter topic refused the record")
-                }
-            }
-        }
-        s
-    })
+    failure
 }
 
 /// Exactly-once: batches go into one open Kafka transaction, which commits with the
@@ -317,7 +314,8 @@ struct Open {
     /// `begin` failed: the transaction can only be aborted.
     broken: Option<KafkaError>,
     records: Vec<InTxn>,
-    sends: Vec<(Owner, Ack)>,
+    sends: Sends,
+    owners: Vec<Owner>,
 }
 
 impl Transactional {
@@ -336,8 +334,8 @@ impl Transactional {
 
     fn send(&self, open: &mut Open, owner: Owner, topic: String, o: Output) {
         if open.broken.is_none() {
-            open.sends
-                .push((owner, Box::pin(self.sink.deliver_once(topic, o))));
+            open.sends.push(&self.sink, topic, o);
+            open.owners.push(owner);
         }
     }
 
@@ -410,7 +408,8 @@ impl Delivery for Transactional {
             started: Instant::now(),
             broken: self.txn.begin().err(),
             records: Vec::new(),
-            sends: Vec::new(),
+            sends: Sends::new(),
+            owners: Vec::new(),
         });
         for d in done {
             let i = open.records.len();
@@ -502,17 +501,14 @@ impl Delivery for Transactional {
                 s.late += u64::from(kind == EventKind::LateRecord);
             }
         }
-        let (owners, sends): (Vec<Owner>, Vec<Ack>) = open.sends.into_iter().unzip();
+        let results = open.sends.acked(&self.sink, false).await;
         let mut refused: Vec<((i32, i64), Refusal)> = Vec::new();
         let mut failed: Option<KafkaError> = None;
-        for (owner, result) in owners
-            .into_iter()
-            .zip(futures::future::join_all(sends).await)
-        {
+        for (owner, result) in open.owners.into_iter().zip(results) {
             match (owner, result) {
-                (Owner::Output(_) | Owner::Result, Ok(_)) => s.outputs += 1,
-                (Owner::DeadLetter(_), Ok(_)) => s.dead_lettered += 1,
-                (Owner::State, Ok(_)) => {}
+                (Owner::Output(_) | Owner::Result, Ok(())) => s.outputs += 1,
+                (Owner::DeadLetter(_), Ok(())) => s.dead_lettered += 1,
+                (Owner::State, Ok(())) => {}
                 (Owner::Output(i), Err(e)) if is_permanent(&e) => refused.push((
                     key(i),
                     Refusal {

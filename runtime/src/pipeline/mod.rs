@@ -30,7 +30,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::FutureExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -102,7 +101,9 @@ pub struct Done {
 
 /// The middle of a record-driven binding. It runs on a thread of its own.
 pub trait Step: Send {
-    fn handle(&mut self, record: &Record) -> Outcome;
+    /// Handles one record; it may borrow the record's fields meanwhile (e.g. lend
+    /// them to a guest call) but leaves it as it was.
+    fn handle(&mut self, record: &mut Record) -> Outcome;
     /// A signal that fires when a paused step may be able to run again.
     fn changed(&self) -> Option<watch::Receiver<u64>>;
     /// State changes held back (coalesced) since the last flush, to deliver with the
@@ -118,6 +119,13 @@ pub trait Step: Send {
     /// `upstream_busy`: records are still on their way through an earlier step.
     fn tick(&mut self, _lagging: &[i32], _upstream_busy: bool) -> Effects {
         Effects::default()
+    }
+    /// Whether a record may be handled again after its outcome was thrown away (the
+    /// step keeps no state of its own in the host): the loop then hands the step's
+    /// thread a second batch while the first is still running, and takes it back
+    /// unsorted if the first pauses.
+    fn restartable(&self) -> bool {
+        false
     }
     /// The effects of the records handled since the last commit, on these
     /// partitions, were thrown away (an aborted transaction): forget any state they
@@ -164,7 +172,7 @@ pub struct Binding {
 }
 
 /// Records handed to the step's thread at once.
-pub const BATCH: usize = 64;
+pub const BATCH: usize = 256;
 /// How often a loop with an [`Activity`] refreshes it.
 const ACTIVITY_EVERY: Duration = Duration::from_millis(100);
 /// The longest wait before reading a batch again after its transaction aborted.
@@ -254,20 +262,10 @@ impl Binding {
         }
     }
 
-    /// Appends to `pending` what the source has already fetched, up to `max`.
-    fn take_fetched(&self, pending: &mut VecDeque<Record>, max: usize) {
-        while pending.len() < max {
-            match self.source.next().now_or_never() {
-                Some(Ok(record)) => pending.push_back(record),
-                _ => break,
-            }
-        }
-    }
-
     /// Acknowledges and counts what became durable.
     fn settle(&self, s: Settled) {
-        for (partition, offset, lease) in &s.acks {
-            self.source.ack(*partition, *offset, *lease);
+        if !s.acks.is_empty() {
+            self.source.ack(&s.acks);
         }
         self.stats
             .add_settled(s.records, s.outputs, s.errors, s.dead_lettered, s.late);
@@ -283,23 +281,61 @@ pub struct Refusal {
     pub dead_letter_refused: bool,
 }
 
-/// Runs `batch` through the step on its thread, stopping at the first record that
-/// pauses it: the batch, the outcomes of its first records, the step's flushed state
-/// (if `flush`), and what to wait on.
-async fn run_step<S: Step + 'static>(
-    step: &Dedicated<S>,
+/// A batch handed to the step's thread, and what comes back.
+struct Ran {
+    /// Records dead-lettered without calling the step (their output was refused in
+    /// an aborted transaction).
+    direct: Vec<Done>,
     batch: Vec<Record>,
+    /// The outcomes of the batch's first records, up to the first that paused.
+    outcomes: Vec<Outcome>,
+    /// The step's flushed state (if asked to flush).
+    fx: Effects,
+    /// What a pause waits on.
+    changes: Option<watch::Receiver<u64>>,
+}
+
+type Running = futures::future::BoxFuture<'static, Ran>;
+
+/// Takes everything in `pending` and hands it to the step's thread now; the future
+/// of its outcomes. Records whose output was refused in an aborted transaction are
+/// dead-lettered without calling the step again.
+fn start_batch<S: Step + 'static>(
+    b: &Binding,
+    step: &Dedicated<S>,
+    pending: &mut VecDeque<Record>,
+    refused: &HashMap<(i32, i64), Refusal>,
     flush: bool,
-) -> (
-    Vec<Record>,
-    Vec<Outcome>,
-    Effects,
-    Option<watch::Receiver<u64>>,
-) {
-    step.run(move |step| {
+) -> Running {
+    let mut direct: Vec<Done> = Vec::new();
+    let mut batch: Vec<Record> = Vec::with_capacity(pending.len());
+    for record in pending.drain(..) {
+        match refused.get(&(record.partition, record.offset)) {
+            None => batch.push(record),
+            Some(r) if r.dead_letter_refused => {
+                tracing::error!(binding = %b.name(), topic = %record.topic, partition = record.partition, offset = record.offset,
+                    "skipped: neither its output nor its dead-letter record was accepted by the broker");
+            }
+            Some(r) => {
+                let failure = Failure {
+                    error: r.error.clone(),
+                    kind: EventKind::RecordFailed,
+                    attempts: 1,
+                };
+                b.report_failure(&record, &failure);
+                direct.push(Done {
+                    record,
+                    outputs: Vec::new(),
+                    failure: Some(failure),
+                });
+            }
+        }
+    }
+    let ran = step.start(move |step| {
+        let mut batch = batch;
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut changes = None;
-        for record in &batch {
+        for record in &mut batch {
             let outcome = step.handle(record);
             let pause = matches!(outcome, Outcome::Pause { .. });
             outcomes.push(outcome);
@@ -314,14 +350,93 @@ async fn run_step<S: Step + 'static>(
             Effects::default()
         };
         (batch, outcomes, fx, changes)
+    });
+    Box::pin(async move {
+        let (batch, outcomes, fx, changes) = ran.await;
+        Ran {
+            direct,
+            batch,
+            outcomes,
+            fx,
+            changes,
+        }
     })
-    .await
+}
+
+/// Sorts a batch's outcomes into records done (reported) and records that wait: a
+/// record that paused the step and the rest of its batch go back to the front of
+/// `pending`, and `paused` is what to wait on. `Err` if the step paused with nothing
+/// to wait on (a bug, not a state to wait in).
+fn sort_outcomes(
+    b: &Binding,
+    ran: Ran,
+    pending: &mut VecDeque<Record>,
+    paused: &mut Option<watch::Receiver<u64>>,
+) -> Result<(Vec<Done>, Effects), ()> {
+    let Ran {
+        mut direct,
+        batch,
+        outcomes,
+        fx,
+        changes,
+    } = ran;
+    let mut records = batch.into_iter();
+    let mut ran_any = false;
+    let mut waiting: Vec<Record> = Vec::new();
+    for (record, outcome) in records.by_ref().zip(outcomes) {
+        match outcome {
+            Outcome::Done { outputs, failure } => {
+                match &failure {
+                    Some(f) => b.report_failure(&record, f),
+                    None => ran_any = true,
+                }
+                direct.push(Done {
+                    record,
+                    outputs,
+                    failure,
+                });
+            }
+            Outcome::Pause { reason } => {
+                if std::mem::take(&mut ran_any) {
+                    b.report_running();
+                }
+                b.report_pause(reason);
+                // This record and the rest of the batch wait for a new version.
+                waiting.push(record);
+                break;
+            }
+        }
+    }
+    if ran_any {
+        b.report_running();
+    }
+    waiting.extend(records);
+    if !waiting.is_empty() {
+        // They come before what was read meanwhile.
+        for record in waiting.into_iter().rev() {
+            pending.push_front(record);
+        }
+        match changes {
+            Some(rx) => *paused = Some(rx),
+            None => {
+                tracing::error!(binding = %b.name(), "paused with nothing to wait for; stopping");
+                return Err(());
+            }
+        }
+    }
+    Ok((direct, fx))
 }
 
 /// Runs a record-driven binding until shutdown; then drains what is in flight and
 /// commits.
+///
+/// The step runs one batch ahead of delivery: while the step's thread handles a
+/// batch, this task sends the previous batch's effects and reads the next one. A
+/// commit, a tick or a rewind first waits for the batch on the step's thread, so
+/// they always see every handled record delivered.
 pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delivery: D) {
     let tick_every = step.tick_every();
+    let restartable = step.restartable();
     let step = match Dedicated::spawn(b.name(), step) {
         Ok(s) => s,
         Err(e) => {
@@ -337,17 +452,69 @@ pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delive
     let mut tick = tokio::time::interval(timer.unwrap_or(Duration::from_secs(3600)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending: VecDeque<Record> = VecDeque::new();
+    let mut running: VecDeque<Running> = VecDeque::new();
+    let depth = if restartable { 2 } else { 1 };
     let mut paused: Option<watch::Receiver<u64>> = None;
     let mut broker_down = false;
     let mut lagging: Vec<i32> = Vec::new();
     let mut refused: HashMap<(i32, i64), Refusal> = HashMap::new();
     let mut aborts = 0u32;
+    let flush = delivery.flush_each_batch();
     b.stats.set_state(BindingState::Running, None);
 
+    // What came back for the oldest batch on the step's thread: sorted and
+    // delivered. If it paused, the batches handed over after it are taken back
+    // unsorted (their step is [`Step::restartable`]) and their records wait behind
+    // the paused one. `false` if the binding has to stop.
+    macro_rules! finish_front {
+        ($ran:expr) => {{
+            let read_meanwhile = std::mem::take(&mut pending);
+            let sorted = sort_outcomes(&b, $ran, &mut pending, &mut paused);
+            if paused.is_some() {
+                while let Some(later) = running.pop_front() {
+                    let later = later.await;
+                    pending.extend(later.direct.into_iter().map(|d| d.record));
+                    pending.extend(later.batch);
+                }
+            }
+            pending.extend(read_meanwhile);
+            match sorted {
+                Ok((done, fx)) => {
+                    // The next batch goes to the step's thread before this one is sent.
+                    b.drop_stale(&mut pending);
+                    if paused.is_none() && !pending.is_empty() && running.len() < depth {
+                        running.push_back(start_batch(&b, &step, &mut pending, &refused, flush));
+                    }
+                    if !done.is_empty() || !fx.is_empty() {
+                        delivery.deliver(&b.route, done, fx);
+                    }
+                    true
+                }
+                Err(()) => false,
+            }
+        }};
+    }
+    // Waits for every batch on the step's thread and delivers what they did.
+    macro_rules! drain {
+        () => {{
+            let mut go_on = true;
+            while let Some(r) = running.pop_front() {
+                let ran = r.await;
+                go_on &= finish_front!(ran);
+            }
+            go_on
+        }};
+    }
+
     loop {
+        b.drop_stale(&mut pending);
+        if running.len() < depth && paused.is_none() && !pending.is_empty() {
+            running.push_back(start_batch(&b, &step, &mut pending, &refused, flush));
+        }
         if let Some(a) = &b.activity {
             a.set(
                 !pending.is_empty()
+                    || !running.is_empty()
                     || paused.is_some()
                     || delivery.in_flight()
                     || !lagging.is_empty(),
@@ -361,10 +528,19 @@ pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delive
                 b.settle(settled);
                 continue;
             }
+            ran = async { running.front_mut().expect("guarded").await }, if !running.is_empty() => {
+                running.pop_front();
+                if !finish_front!(ran) {
+                    break;
+                }
+            }
             () = tokio::time::sleep_until(commit_at.unwrap_or_else(tokio::time::Instant::now)), if commit_at.is_some() => {}
             _ = tick.tick(), if timer.is_some() => {
                 lagging = b.source.lagging();
                 if tick_every.is_some() {
+                    if !drain!() {
+                        break;
+                    }
                     let (lag, upstream) = (lagging.clone(), b.upstream.as_ref().is_some_and(|u| u.busy()));
                     let fx = step.run(move |s| s.tick(&lag, upstream)).await;
                     if !fx.is_empty() {
@@ -383,80 +559,10 @@ pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delive
                     Ok(record) => {
                         b.report_read_ok(&mut broker_down);
                         pending.push_back(record);
-                        b.take_fetched(&mut pending, BATCH);
+                        b.source.take_ready(&mut pending, BATCH);
                     }
                     Err(e) => b.report_read_error(&mut broker_down, &e).await,
                 }
-            }
-        }
-        b.drop_stale(&mut pending);
-        if !pending.is_empty() && paused.is_none() {
-            // Records whose output was refused in an aborted transaction are
-            // dead-lettered without calling the step again.
-            let mut done: Vec<Done> = Vec::new();
-            let mut batch: Vec<Record> = Vec::with_capacity(pending.len());
-            let mut skipped: Vec<Record> = Vec::new();
-            for record in pending.drain(..) {
-                match refused.get(&(record.partition, record.offset)) {
-                    Some(r) if r.dead_letter_refused => skipped.push(record),
-                    Some(r) => done.push(Done {
-                        record,
-                        outputs: Vec::new(),
-                        failure: Some(Failure {
-                            error: r.error.clone(),
-                            kind: EventKind::RecordFailed,
-                            attempts: 1,
-                        }),
-                    }),
-                    None => batch.push(record),
-                }
-            }
-            for record in &skipped {
-                tracing::error!(binding = %b.name(), topic = %record.topic, partition = record.partition, offset = record.offset,
-                    "skipped: neither its output nor its dead-letter record was accepted by the broker");
-            }
-            for d in &done {
-                if let Some(f) = &d.failure {
-                    b.report_failure(&d.record, f);
-                }
-            }
-            let (batch, outcomes, fx, changes) =
-                run_step(&step, batch, delivery.flush_each_batch()).await;
-            let mut records = batch.into_iter();
-            for (record, outcome) in records.by_ref().zip(outcomes) {
-                match outcome {
-                    Outcome::Done { outputs, failure } => {
-                        match &failure {
-                            Some(f) => b.report_failure(&record, f),
-                            None => b.report_running(),
-                        }
-                        done.push(Done {
-                            record,
-                            outputs,
-                            failure,
-                        });
-                    }
-                    Outcome::Pause { reason } => {
-                        b.report_pause(reason);
-                        // This record and the rest of the batch wait for a new version.
-                        pending.push_back(record);
-                        break;
-                    }
-                }
-            }
-            pending.extend(records);
-            if !pending.is_empty() {
-                match changes {
-                    Some(rx) => paused = Some(rx),
-                    None => {
-                        // Nothing will ever change: a bug, not a state to wait in.
-                        tracing::error!(binding = %b.name(), "paused with nothing to wait for; stopping");
-                        break;
-                    }
-                }
-            }
-            if !done.is_empty() || !fx.is_empty() {
-                delivery.deliver(&b.route, done, fx);
             }
         }
 
@@ -464,6 +570,9 @@ pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delive
             .commit_due()
             .is_some_and(|at| at <= tokio::time::Instant::now())
         {
+            if !drain!() {
+                break;
+            }
             match commit(&b, &step, &mut delivery).await {
                 Ok(()) => {
                     refused.clear();
@@ -507,8 +616,10 @@ pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delive
         }
     }
 
-    // Shutdown: an open transaction commits what the step handled; at-least-once
-    // deliveries in flight are awaited.
+    // Shutdown: the batch on the step's thread is delivered, an open transaction
+    // commits what the step handled, and at-least-once deliveries in flight are
+    // awaited.
+    let _ = drain!();
     if delivery.commit_due().is_some() {
         let _ = commit(&b, &step, &mut delivery).await;
     }

@@ -65,8 +65,8 @@ pub(super) fn failed((e, attempts): (CallError, u32)) -> Outcome {
 pub struct FunctionStep(pub Worker, pub Retry);
 
 impl Step for FunctionStep {
-    fn handle(&mut self, record: &Record) -> Outcome {
-        match self.1.run(|| self.0.process(record)) {
+    fn handle(&mut self, record: &mut Record) -> Outcome {
+        match self.1.run(|| self.0.process_lent(record)) {
             Ok(outputs) => Outcome::emit(outputs),
             Err(e) => failed(e),
         }
@@ -75,13 +75,17 @@ impl Step for FunctionStep {
     fn changed(&self) -> Option<watch::Receiver<u64>> {
         Some(self.0.changes())
     }
+
+    fn restartable(&self) -> bool {
+        true
+    }
 }
 
 pub struct ConsumerStep(pub Worker, pub Retry);
 
 impl Step for ConsumerStep {
-    fn handle(&mut self, record: &Record) -> Outcome {
-        match self.1.run(|| self.0.consume(record)) {
+    fn handle(&mut self, record: &mut Record) -> Outcome {
+        match self.1.run(|| self.0.consume_lent(record)) {
             Ok(()) => Outcome::emit(Vec::new()),
             Err(e) => failed(e),
         }
@@ -89,5 +93,9 @@ impl Step for ConsumerStep {
 
     fn changed(&self) -> Option<watch::Receiver<u64>> {
         Some(self.0.changes())
+    }
+
+    fn restartable(&self) -> bool {
+        true
     }
 }

@@ -141,12 +141,24 @@ impl Worker {
 
     /// Calls `process` (world `function`).
     pub fn process(&mut self, record: &Record) -> Result<Vec<Output>, CallError> {
-        let msg = to_message(record);
+        self.process_message(&to_message(record))
+    }
+
+    /// Like [`Worker::process`], without copying the record on the data path: its
+    /// key, value, headers and topic are lent to the call and put back afterwards.
+    pub fn process_lent(&mut self, record: &mut Record) -> Result<Vec<Output>, CallError> {
+        let msg = lend(record);
+        let result = self.process_message(&msg);
+        give_back(record, msg);
+        result
+    }
+
+    fn process_message(&mut self, msg: &bindings::Message) -> Result<Vec<Output>, CallError> {
         let limits = self.limits;
         self.call(|active| match &active.instance {
             Instance::Function(f) => {
                 arm(&mut active.store, limits);
-                Ok(f.call_process(&mut active.store, &msg))
+                Ok(f.call_process(&mut active.store, msg))
             }
             _ => Err(active.prepared.world),
         })
@@ -155,12 +167,23 @@ impl Worker {
 
     /// Calls `consume` (world `consumer`).
     pub fn consume(&mut self, record: &Record) -> Result<(), CallError> {
-        let msg = to_message(record);
+        self.consume_message(&to_message(record))
+    }
+
+    /// Like [`Worker::consume`], lending the record as [`Worker::process_lent`] does.
+    pub fn consume_lent(&mut self, record: &mut Record) -> Result<(), CallError> {
+        let msg = lend(record);
+        let result = self.consume_message(&msg);
+        give_back(record, msg);
+        result
+    }
+
+    fn consume_message(&mut self, msg: &bindings::Message) -> Result<(), CallError> {
         let limits = self.limits;
         self.call(|active| match &active.instance {
             Instance::Consumer(c) => {
                 arm(&mut active.store, limits);
-                Ok(c.call_consume(&mut active.store, &msg))
+                Ok(c.call_consume(&mut active.store, msg))
             }
             _ => Err(active.prepared.world),
         })
@@ -322,6 +345,30 @@ fn to_message(r: &Record) -> bindings::Message {
         partition: r.partition,
         offset: r.offset,
     }
+}
+
+/// The record as a message, its fields moved (not copied) into it.
+fn lend(r: &mut Record) -> bindings::Message {
+    bindings::Message {
+        key: r.key.take(),
+        value: std::mem::take(&mut r.value),
+        headers: std::mem::take(&mut r.headers)
+            .into_iter()
+            .map(|(name, value)| bindings::Header { name, value })
+            .collect(),
+        timestamp: r.timestamp_ms,
+        topic: std::mem::take(&mut r.topic),
+        partition: r.partition,
+        offset: r.offset,
+    }
+}
+
+/// Puts back what [`lend`] took.
+fn give_back(r: &mut Record, m: bindings::Message) {
+    r.key = m.key;
+    r.value = m.value;
+    r.headers = m.headers.into_iter().map(|h| (h.name, h.value)).collect();
+    r.topic = m.topic;
 }
 
 fn from_output(o: bindings::Output) -> Output {

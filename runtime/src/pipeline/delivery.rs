@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::{Done, Refusal, Route};
 use crate::kafka::{KafkaSettings, Sink, Source, TxnSink, dead_letter, is_permanent};
-use crate::observe::EventKind;
+use crate::observe::{FailureKind, Failures};
 use crate::record::{Effects, Output};
 
 /// Records whose effects are still being acknowledged, per binding (at-least-once).
@@ -43,11 +43,11 @@ pub struct Settled {
     pub records: u64,
     /// Outputs to the user's topics (records' outputs and window results).
     pub outputs: u64,
-    /// Records that failed.
-    pub errors: u64,
+    /// Records that failed, by kind (late: for some or all of their windows).
+    pub failures: Failures,
     pub dead_lettered: u64,
-    /// Records late for some or all of their windows.
-    pub late: u64,
+    /// The timestamps (ms) of the records, for end-to-end latency.
+    pub timestamps: Vec<i64>,
 }
 
 impl Settled {
@@ -55,9 +55,9 @@ impl Settled {
         self.acks.extend(other.acks);
         self.records += other.records;
         self.outputs += other.outputs;
-        self.errors += other.errors;
+        self.failures.merge(other.failures);
         self.dead_lettered += other.dead_lettered;
-        self.late += other.late;
+        self.timestamps.extend(other.timestamps);
     }
 }
 
@@ -230,7 +230,7 @@ fn deliver_record(sink: &Sink, route: &Arc<Route>, d: Done) -> BoxFuture<'static
             Err(error) => {
                 failure.get_or_insert(super::Failure {
                     error,
-                    kind: EventKind::RecordFailed,
+                    kind: FailureKind::OutputRefused,
                     attempts: 1,
                 });
             }
@@ -241,6 +241,7 @@ fn deliver_record(sink: &Sink, route: &Arc<Route>, d: Done) -> BoxFuture<'static
         let mut s = Settled {
             acks: vec![(record.partition, record.offset, record.lease)],
             records: 1,
+            timestamps: vec![record.timestamp_ms],
             ..Settled::default()
         };
         for result in futures::future::join_all(sends).await {
@@ -253,15 +254,14 @@ fn deliver_record(sink: &Sink, route: &Arc<Route>, d: Done) -> BoxFuture<'static
                     tracing::warn!(binding = %route.name, topic = %record.topic, partition = record.partition, offset = record.offset, "{error}");
                     failure.get_or_insert(super::Failure {
                         error,
-                        kind: EventKind::RecordFailed,
+                        kind: FailureKind::OutputRefused,
                         attempts: 1,
                     });
                 }
             }
         }
         if let Some(f) = failure {
-            s.errors = 1;
-            s.late = u64::from(f.kind == EventKind::LateRecord);
+            s.failures.add(f.kind);
             let letter = dead_letter(
                 &record,
                 &route.name,
@@ -309,7 +309,8 @@ struct InTxn {
     partition: i32,
     offset: i64,
     lease: u64,
-    failure: Option<EventKind>,
+    timestamp_ms: i64,
+    failure: Option<FailureKind>,
 }
 
 struct Open {
@@ -421,7 +422,7 @@ impl Delivery for Transactional {
                     Err(error) => {
                         failure.get_or_insert(super::Failure {
                             error,
-                            kind: EventKind::RecordFailed,
+                            kind: FailureKind::OutputRefused,
                             attempts: 1,
                         });
                     }
@@ -442,6 +443,7 @@ impl Delivery for Transactional {
                 partition: d.record.partition,
                 offset: d.record.offset,
                 lease: d.record.lease,
+                timestamp_ms: d.record.timestamp_ms,
                 failure: failure.map(|f| f.kind),
             });
         }
@@ -498,9 +500,9 @@ impl Delivery for Transactional {
         };
         for r in &open.records {
             if let Some(kind) = r.failure {
-                s.errors += 1;
-                s.late += u64::from(kind == EventKind::LateRecord);
+                s.failures.add(kind);
             }
+            s.timestamps.push(r.timestamp_ms);
         }
         let (owners, sends): (Vec<Owner>, Vec<Ack>) = open.sends.into_iter().unzip();
         let mut refused: Vec<((i32, i64), Refusal)> = Vec::new();

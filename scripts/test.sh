@@ -2,7 +2,8 @@
 # The test command: builds what the tests need, then runs every suite.
 #   1. the kfn binary;   2. the example functions and the test guests (.wasm);
 #   3. cargo tests (unit, config fixtures, wasm host, end to end on the embedded
-#      broker, HTTP/SSE, build errors);   4. an installed kfn in a folder of its own
+#      broker, HTTP/SSE, metrics, token, live kfn.yaml, build errors, and bounded
+#      fuzzing of kfn.yaml and .wasm loading: KFN_FUZZ_CASES, 256 by default);   4. an installed kfn in a folder of its own
 #      (cargo install into a temporary root, then kfn init/new/build/up there);
 #   5. the dashboard in headless Chromium.
 #

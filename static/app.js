@@ -15,10 +15,14 @@ import { startPublish } from "./js/panels/publish.js";
 import { startStores } from "./js/panels/stores.js";
 import { EVENT_REFRESHES } from "./js/kinds.js";
 import { createState } from "./js/state.js";
+import { adoptFragmentToken } from "./js/token.js";
 
 const POLL_MS = 2000;
 // How much history each store chart shows.
 const CHART_SPAN_MS = 120_000;
+
+// First: under `http.auth: all` every request below needs the token's cookie.
+adoptFragmentToken();
 
 for (const id of ["functions-body", "bindings-body"]) showEmpty($(id), "Loading…");
 

@@ -23,17 +23,18 @@
 //! - [`window`]: the analytics stage's operator: tumbling, hopping, sliding and
 //!   session windows, aggregates, stream time and idle close per input partition,
 //!   the changelog, restore, final results, and the queryable store.
-//! - [`http`]: the dashboard, the JSON API and the SSE feeds; store queries gathered
-//!   from the other instances.
-//! - [`observe`]: counters, rates, statuses and the runtime event feed every stage
-//!   reports to.
+//! - [`http`]: the dashboard, the JSON API and the SSE feeds, `/metrics`, `/healthz`
+//!   and `/readyz`, the API token; store queries gathered from the other instances.
+//! - [`observe`]: counters, rates, statuses, the runtime event feed every stage
+//!   reports to, and the typed events that log, count and broadcast in one call.
 //! - [`watch`]: the `functions/` and `kfn.yaml` watcher behind hot reload.
 //! - [`builder`]: `kfn build`: turns function source folders into `.wasm`.
 //! - [`scaffold`]: `kfn init` and `kfn new`: a project, or a function folder, from a
 //!   template.
 //! - [`assets`]: what the binary carries: the WIT contract, the templates, the
 //!   dashboard.
-//! - [`app`]: builds every stage from the config, connects them and owns shutdown.
+//! - [`app`]: builds every stage from the config, connects them, applies a changed
+//!   kfn.yaml live, and owns shutdown.
 //! - [`bench`]: `kfn bench`: kfn against a plain rdkafka passthrough.
 //!
 //! # Glossary

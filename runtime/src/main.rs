@@ -22,6 +22,16 @@ use kfn::config::Config;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How the log (stderr) is written: `text` for people, `json` (one object per
+    /// line, fields and span included) for a log collector.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -140,8 +150,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    init_tracing(cli.log_format);
     let result = match cli.command {
         Command::Validate { file } => return validate(&file),
         Command::Init { dir, wit } => init(&dir, wit),
@@ -176,6 +186,9 @@ fn main() -> ExitCode {
                     cache_dir: None,
                     instance,
                     advertise,
+                    token: std::env::var("KFN_HTTP_TOKEN")
+                        .ok()
+                        .filter(|t| !t.is_empty()),
                 },
                 no_build,
             ))
@@ -262,17 +275,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("KFN_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn,librdkafka=warn"));
-    tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    match format {
+        // Every event's fields as JSON keys (`binding`, `topic`, `partition`, ...).
+        LogFormat::Json => log.json().with_current_span(false).init(),
         // Colours for a terminal only: a log file gets plain text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        LogFormat::Text => log.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 /// How to spell a kfn command in a hint: `cargo kfn` when run through cargo (in

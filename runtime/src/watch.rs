@@ -1,5 +1,6 @@
 //! The watcher behind hot reload: `functions/*.wasm` (load on create/change, unload
-//! on delete), `kfn.yaml` (re-validate and report) and the build records of
+//! on delete), `kfn.yaml` (re-validate; valid, the app applies it live, see
+//! `app::live`; invalid, its errors are reported) and the build records of
 //! `kfn build` (`functions/.kfn/builds/NAME.json`: a failed build shows on the
 //! function's status, with the old version still running). Events are debounced,
 //! because editors and compilers write a file in several steps.
@@ -27,6 +28,7 @@ pub fn spawn(
     config_path: Option<PathBuf>,
     registry: Arc<Registry>,
     events: Events,
+    reconfigure: Option<mpsc::UnboundedSender<(String, Config)>>,
     shutdown: CancellationToken,
 ) -> notify::Result<tokio::task::JoinHandle<()>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
@@ -77,7 +79,7 @@ pub fn spawn(
             for path in batch {
                 let path = std::path::absolute(&path).unwrap_or(path);
                 if Some(&path) == config_path.as_ref() {
-                    revalidate(&path, &events);
+                    revalidate(&path, &events, reconfigure.as_ref());
                 } else if path.parent() == Some(builds.as_path()) {
                     build_finished(&path, &registry);
                 } else if let Some(name) = function_name(&functions_dir, &path) {
@@ -121,20 +123,32 @@ fn build_finished(record: &Path, registry: &Registry) {
     }
 }
 
-fn revalidate(path: &Path, events: &Events) {
+/// A changed kfn.yaml: valid, it goes to the app to apply (`app::live`); invalid,
+/// its errors are reported and the app runs on as it was.
+fn revalidate(
+    path: &Path,
+    events: &Events,
+    reconfigure: Option<&mpsc::UnboundedSender<(String, Config)>>,
+) {
     let subject = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     match Config::load(path) {
-        Ok(_) => {
-            tracing::info!(file = %path.display(), "config changed and is valid; restart kfn to apply binding changes");
-            events.emit(
-                EventKind::Config,
-                subject,
-                "changed and valid; restart kfn to apply binding changes",
-            );
-        }
+        Ok(config) => match reconfigure {
+            Some(tx) => {
+                tracing::info!(file = %path.display(), "config changed and is valid; applying it");
+                let _ = tx.send((subject, config));
+            }
+            None => {
+                tracing::info!(file = %path.display(), "config changed and is valid; restart kfn to apply it");
+                events.emit(
+                    EventKind::Config,
+                    subject,
+                    "changed and valid; restart kfn to apply it",
+                );
+            }
+        },
         Err(errors) => {
             tracing::error!(file = %path.display(), "config changed and is invalid (the running app is unchanged):\n{errors}");
             events.emit(

@@ -22,11 +22,7 @@ async fn start(yaml: &str, functions: &[(&str, PathBuf)]) -> (App, tempfile::Tem
 }
 
 fn binding(app: &App, name: &str) -> kfn::observe::BindingInfo {
-    app.bindings
-        .iter()
-        .find(|b| b.name == name)
-        .expect("binding")
-        .info()
+    app.bindings.get(name).expect("binding").info()
 }
 
 fn json(s: &str) -> serde_json::Value {

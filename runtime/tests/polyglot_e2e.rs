@@ -195,12 +195,7 @@ async fn one_binding_swaps_rust_to_python_to_javascript_under_load() {
         ["probe-v1", "probe-py", "probe-js"],
         "Rust, then Python, then JavaScript, in order"
     );
-    let b = app
-        .bindings
-        .iter()
-        .find(|b| b.name == "swap")
-        .unwrap()
-        .info();
+    let b = app.bindings.get("swap").unwrap().info();
     assert_eq!((b.records_in, b.records_out), (total as u64, total as u64));
     app.shutdown().await;
 }

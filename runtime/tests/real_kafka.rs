@@ -18,7 +18,9 @@
 //! - scale-out: two instances share a stage grouping by a value field (repartitioned
 //!   through an internal topic); a query on either answers for every key; one is
 //!   killed half-way and the survivor takes over its partitions and state, ending with
-//!   counts equal to an independent count.
+//!   counts equal to an independent count;
+//! - live configuration: kfn.yaml saved under load restarts the binding it changes
+//!   with nothing lost or duplicated, while the others run on undisturbed.
 
 mod common;
 
@@ -1074,4 +1076,17 @@ async fn seconds_behind(guarantee: &str) {
         "last window final at {last_seen}, due at {due}"
     );
     assert!(kfn.terminate(Duration::from_secs(30)).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real Kafka broker: see the module docs"]
+async fn saving_kfn_yaml_applies_the_difference_under_load() {
+    // The scenario of `live_config.rs`, on a real broker: consumer groups rebalance
+    // for real here, so "steady kept running" means its group was never disturbed.
+    let id = unique();
+    let kafka = format!(
+        "{{ brokers: \"{}\", application-id: live-{id} }}",
+        bootstrap()
+    );
+    common::live::scenario(&kafka, &|name| format!("live-{name}-{id}")).await;
 }

@@ -1,6 +1,6 @@
 // The runtime's enums as the dashboard shows them: one table each, so a kind the
 // server adds shows up here (and in the browser test, which checks the event
-// kinds against `EventKind` in runtime/src/observe.rs) instead of drifting.
+// kinds against `EventKind` in runtime/src/observe/mod.rs) instead of drifting.
 // No DOM in this module: the test imports it under Node.
 
 import { fmtDuration } from "./format.js";

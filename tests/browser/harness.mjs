@@ -65,9 +65,11 @@ async function mustExist(file, hint) {
 /**
  * Start kfn with `config` (relative to the repo) before the file's tests and
  * stop it after them. The returned object fills in once `before` has run:
- * `page`, `baseUrl`, `problems`, and the helpers below.
+ * `page`, `baseUrl`, `problems`, and the helpers below. `env` is added to kfn's
+ * environment; the page opens at the dashboard URL plus `fragment` (e.g.
+ * `#token=...`).
  */
-export function useDashboard(config) {
+export function useDashboard(config, { env = {}, fragment = "" } = {}) {
   const ctx = {
     page: null,
     baseUrl: null,
@@ -99,7 +101,7 @@ export function useDashboard(config) {
   /** Spawn kfn and resolve with the dashboard URL it prints. */
   const startKfn = () => new Promise((resolve, reject) => {
     const args = ["up", "--config", configPath, "--listen", "127.0.0.1:0", "--no-build"];
-    kfn = spawn(KFN_BIN, args, { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+    kfn = spawn(KFN_BIN, args, { cwd: REPO, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     // Created now, so it can never miss the event however early kfn exits.
     kfnExited = new Promise((done) => {
       kfn.once("exit", (code, signal) => done(signal ?? `code ${code}`));
@@ -218,7 +220,7 @@ export function useDashboard(config) {
         ctx.problems.push(`HTTP ${res.status()}: ${res.request().method()} ${res.url()}`);
       }
     });
-    await page.goto(ctx.baseUrl, { waitUntil: "load" });
+    await page.goto(ctx.baseUrl + fragment, { waitUntil: "load" });
   }, { timeout: BEFORE_DEADLINE_MS });
 
   after(async () => {

@@ -18,8 +18,8 @@ async function rustVariants(file, name) {
     .map((v) => v.replace(/[A-Z]/g, (c, i) => (i ? "-" : "") + c.toLowerCase()));
 }
 
-test("every EventKind of observe.rs has a tone, and every tone an EventKind", async () => {
-  const kinds = await rustVariants("runtime/src/observe.rs", "EventKind");
+test("every EventKind of observe/mod.rs has a tone, and every tone an EventKind", async () => {
+  const kinds = await rustVariants("runtime/src/observe/mod.rs", "EventKind");
   assert.ok(kinds.includes("late-record"), `parsed kinds: ${kinds.join(", ")}`);
   assert.deepEqual([...kinds].sort(), Object.keys(EVENT_TONES).sort());
   for (const kind of Object.keys(EVENT_REFRESHES)) assert.ok(kinds.includes(kind), `EVENT_REFRESHES names ${kind}`);

@@ -16,9 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod live;
 mod services;
 mod topics;
 
+use live::{StoreParts, Topics, Topology};
 use services::{load_all, probe_broker, sample_rates};
 use topics::{create_app_topics, create_internal, internal, topics};
 
@@ -27,9 +29,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
-use crate::http::{self, Cluster, Health, HttpState, Info, StoreRoute};
+use crate::http::{self, Access, Cluster, Health, HttpState, Info};
 use crate::kafka::{EmbeddedBroker, KafkaSettings, Sink};
-use crate::observe::{BindingStats, EventKind, Events};
+use crate::observe::{Bindings, EventKind, Events};
 use crate::pipeline;
 use crate::wasm::{Registry, WasmEngine};
 use crate::window::WindowStore;
@@ -57,6 +59,9 @@ pub struct Options {
     /// Where the other instances reach this one's HTTP API (default: the listen
     /// address, with the host name if it listens on all interfaces).
     pub advertise: Option<String>,
+    /// The API token from outside the file (`KFN_HTTP_TOKEN`); wins over
+    /// `http.token`.
+    pub token: Option<String>,
 }
 
 /// A running kfn.
@@ -66,13 +71,16 @@ pub struct App {
     pub registry: Arc<Registry>,
     pub events: Events,
     pub stores: BTreeMap<String, Arc<WindowStore>>,
-    pub bindings: Vec<Arc<BindingStats>>,
+    /// The bindings running now (they change with kfn.yaml).
+    pub bindings: Bindings,
+    /// Applies a valid config as if kfn.yaml had been saved with it.
+    reconfigure: tokio::sync::mpsc::UnboundedSender<(String, Config)>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
     services: JoinSet<()>,
     sink: Sink,
     // Dropped last: the broker outlives every client.
-    _broker: Option<EmbeddedBroker>,
+    _broker: Option<Arc<EmbeddedBroker>>,
 }
 
 impl App {
@@ -82,6 +90,7 @@ impl App {
         let shutdown = CancellationToken::new();
 
         let listen = options.listen.unwrap_or(config.http.listen);
+        let access = access(&config.http, options.token.as_deref(), listen)?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen} (http.listen); is another kfn running? use --listen to pick another address"))?;
@@ -133,7 +142,8 @@ impl App {
         )
         .await;
 
-        // Each binding and stage builds itself; this only wires what they return.
+        // Each binding and stage builds itself; the topology runs them and applies
+        // a changed kfn.yaml (`live`); this only wires what they return.
         let ctx = pipeline::Context {
             settings: settings.clone(),
             sink: sink.clone(),
@@ -141,31 +151,23 @@ impl App {
             events: events.clone(),
             shutdown: shutdown.clone(),
         };
+        let broker = broker.map(Arc::new);
+        let topic_maker = match &broker {
+            Some(b) => Topics::Embedded(b.clone()),
+            None => Topics::Cluster {
+                settings: settings.clone(),
+                sink: sink.clone(),
+            },
+        };
+        let (topology, parts) = Topology::start(ctx, config.clone(), topic_maker)?;
+        let bindings = topology.bindings();
+        let (reconfigure, changes) = tokio::sync::mpsc::unbounded_channel();
         let mut tasks = JoinSet::new();
-        let mut bindings = Vec::new();
-        let mut stores = BTreeMap::new();
-        let mut store_routes = BTreeMap::new();
-        let built = config
-            .bindings
-            .iter()
-            .map(|(name, b)| {
-                pipeline::build_binding(name, b, &ctx).with_context(|| format!("binding {name}"))
-            })
-            .chain(config.analytics.iter().map(|(name, a)| {
-                pipeline::build_stage(name, a, &ctx).with_context(|| format!("analytics {name}"))
-            }));
-        for built in built {
-            let built = built?;
-            bindings.extend(built.stats);
-            for task in built.tasks {
-                tasks.spawn(task);
-            }
-            if let Some((store, group, topic)) = built.store {
-                let name = store.name().to_string();
-                store_routes.insert(name.clone(), StoreRoute { group, topic });
-                stores.insert(name, store);
-            }
-        }
+        tasks.spawn(topology.run(changes));
+        let StoreParts {
+            stores,
+            routes: store_routes,
+        } = parts;
 
         let mut services = JoinSet::new();
         let health = Arc::new(Health::default());
@@ -182,6 +184,7 @@ impl App {
                 options.config_path.clone(),
                 registry.clone(),
                 events.clone(),
+                Some(reconfigure.clone()),
                 shutdown.clone(),
             )
             .with_context(|| format!("watching {}", config.functions.dir.display()))?;
@@ -213,10 +216,12 @@ impl App {
             cluster: Cluster {
                 advertise: advertise.clone(),
                 routes: store_routes,
+                token: access.token.clone(),
             },
             events: events.clone(),
             sink: sink.clone(),
             health,
+            access: Arc::new(access),
             static_dir: static_dir(&config.base_dir),
         });
         let router = http::app(state);
@@ -246,12 +251,19 @@ impl App {
             events,
             stores,
             bindings,
+            reconfigure,
             shutdown,
             tasks,
             services,
             sink,
             _broker: broker,
         })
+    }
+
+    /// Applies `config` as a save of kfn.yaml would (the watcher does this on its
+    /// own): the difference starts, stops or restarts; the rest runs on.
+    pub fn reconfigure(&self, config: Config) {
+        let _ = self.reconfigure.send(("kfn.yaml".into(), config));
     }
 
     /// The token that stops everything when cancelled.
@@ -284,6 +296,38 @@ impl Drop for App {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// The API token (`KFN_HTTP_TOKEN` over `http.token`) and what it guards. Without
+/// one, only a loopback address is allowed: anyone who can reach the port could
+/// otherwise publish to the cluster.
+fn access(
+    http: &config::HttpConfig,
+    env: Option<&str>,
+    listen: SocketAddr,
+) -> anyhow::Result<Access> {
+    let token = match env {
+        Some(t) => {
+            Some(config::HttpToken::new(t).map_err(|e| anyhow::anyhow!("KFN_HTTP_TOKEN: {e}"))?)
+        }
+        None => http.token.clone(),
+    };
+    if token.is_none() && !listen.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to listen on {listen} without an API token: anyone who can reach it could publish records. \
+             Set http.token in kfn.yaml (e.g. `token: ${{KFN_HTTP_TOKEN}}`) or the KFN_HTTP_TOKEN environment variable \
+             (e.g. KFN_HTTP_TOKEN=$(openssl rand -hex 32)), or listen on a loopback address such as 127.0.0.1:8080"
+        );
+    }
+    if token.is_none() && http.auth == config::HttpAuth::All {
+        anyhow::bail!(
+            "http.auth is `all` but no API token is set: set http.token or KFN_HTTP_TOKEN"
+        );
+    }
+    Ok(Access {
+        token,
+        auth: http.auth,
+    })
 }
 
 /// The dashboard's files: a `static/` folder beside the config (this repository's, or

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::http::Health;
 use crate::kafka::Sink;
-use crate::observe::{BindingStats, EventKind, Events};
+use crate::observe::{Bindings, EventKind, Events};
 use crate::wasm::Registry;
 
 /// Loads the `*.wasm` in `dir` that the app binds (`needed`), compiling in parallel on
@@ -37,12 +37,12 @@ pub(super) async fn load_all(registry: &Arc<Registry>, dir: &Path, needed: &BTre
     while loads.join_next().await.is_some() {}
 }
 
-pub(super) async fn sample_rates(bindings: Vec<Arc<BindingStats>>, shutdown: CancellationToken) {
+pub(super) async fn sample_rates(bindings: Bindings, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = tick.tick() => bindings.iter().for_each(|b| b.sample_rates(1.0)),
+            _ = tick.tick() => bindings.list().iter().for_each(|b| b.sample_rates(1.0)),
         }
     }
 }

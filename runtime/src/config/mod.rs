@@ -336,6 +336,70 @@ pub enum Aggregate {
 pub struct HttpConfig {
     /// Address the server listens on.
     pub listen: SocketAddr,
+    /// The API token, if set in the file (`KFN_HTTP_TOKEN` wins over it at start).
+    pub token: Option<HttpToken>,
+    /// What the token guards.
+    pub auth: HttpAuth,
+}
+
+/// What `http.token` guards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpAuth {
+    /// Routes that change state; reading stays open.
+    #[default]
+    Writes,
+    /// Every route but the orchestrator probes (`/healthz`, `/readyz`).
+    All,
+}
+
+/// An API token. Its `Debug` never shows it, and it is compared in constant time.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpToken(String);
+
+impl HttpToken {
+    /// Fewer characters than this are guessable: refused.
+    pub const MIN_LEN: usize = 16;
+
+    pub fn new(token: &str) -> Result<HttpToken, TokenError> {
+        let token = token.trim();
+        if token.chars().count() < Self::MIN_LEN {
+            return Err(TokenError::TooShort);
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(TokenError::NotPrintable);
+        }
+        Ok(HttpToken(token.to_owned()))
+    }
+
+    /// Whether `given` is this token, in time that does not depend on where they
+    /// differ: both are hashed first (BLAKE3, whose `Hash` compares in constant
+    /// time), so not even the length shows.
+    pub fn matches(&self, given: &[u8]) -> bool {
+        blake3::hash(self.0.as_bytes()) == blake3::hash(given)
+    }
+
+    /// The token itself, e.g. for a client in a test.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for HttpToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpToken(***)")
+    }
+}
+
+/// Why a token is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error(
+        "the API token must have at least {} characters (e.g. `openssl rand -hex 32`)",
+        HttpToken::MIN_LEN
+    )]
+    TooShort,
+    #[error("the API token must be printable ASCII without spaces (it goes in an HTTP header)")]
+    NotPrintable,
 }
 
 impl Config {

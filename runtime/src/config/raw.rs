@@ -216,6 +216,17 @@ pub const AGGREGATES: &[&str] = &["count", "sum", "min", "max", "avg"];
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawHttp {
-    /// Socket address to listen on; default `127.0.0.1:8080`.
+    /// Socket address to listen on; default `127.0.0.1:8080`. Any address other than
+    /// a loopback one needs `token`.
     pub listen: Option<Located<String>>,
+    /// The API token (at least 16 characters; e.g. `${KFN_HTTP_TOKEN}`, or set the
+    /// `KFN_HTTP_TOKEN` environment variable, which wins over this). Requests that
+    /// change state (publishing a record) must send `Authorization: Bearer <token>`.
+    /// Required when `listen` is not a loopback address.
+    pub token: Option<Located<String>>,
+    /// What the token guards: `writes` (default: state-changing routes; the
+    /// dashboard, the JSON API, the SSE feeds and `/metrics` stay open) or `all`
+    /// (every route but `/healthz`, `/readyz` and the dashboard's files; the
+    /// dashboard then sends the token as a same-site cookie for what it reads).
+    pub auth: Option<Located<String>>,
 }

@@ -199,6 +199,8 @@ mod tests {
             "analytics.<name>.window.tumbling",
             "analytics.<name>.aggregate",
             "http.listen",
+            "http.token",
+            "http.auth",
         ] {
             assert!(
                 reference.contains(&format!("| `{key}` |")),

@@ -16,7 +16,9 @@ use crate::config::catalog::Catalog;
 use crate::config::node::{Node, NodeKind, Pos};
 use crate::config::node_de::{DeError, Located, from_node, path_segment, unknown};
 use crate::config::raw::{RawFunctions, RawHttp, RawLimits, SECTIONS};
-use crate::config::{Config, FunctionsConfig, HttpConfig, Limits, defaults, names, units};
+use crate::config::{
+    Config, FunctionsConfig, HttpAuth, HttpConfig, HttpToken, Limits, defaults, names, units,
+};
 
 /// What the checks of one entry need from the rest of the file.
 struct Context {
@@ -390,15 +392,49 @@ fn text_map(
 fn http(section: Option<&Section<'_>>, report: &mut Report) -> Option<HttpConfig> {
     let raw = match section {
         Some(section) => report.read::<RawHttp>("http", section.node)?,
-        None => RawHttp { listen: None },
+        None => RawHttp {
+            listen: None,
+            token: None,
+            auth: None,
+        },
     };
+    // Each key is checked even when another failed, so every mistake shows at once.
     let listen = match &raw.listen {
         Some(listen) => report.check("http.listen", listen, |l| {
             l.parse::<SocketAddr>().map_err(|_| {
                 format!("invalid listen address '{l}': expected IP:port (e.g. 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080)")
             })
-        })?,
-        None => defaults::LISTEN,
+        }),
+        None => Some(defaults::LISTEN),
     };
-    Some(HttpConfig { listen })
+    let token = match &raw.token {
+        Some(token) => report
+            .check("http.token", token, |t| {
+                HttpToken::new(t).map_err(|e| e.to_string())
+            })
+            .map(Some),
+        None => Some(None),
+    };
+    let auth = match &raw.auth {
+        Some(auth) => report.check("http.auth", auth, |a| match a.as_str() {
+            "writes" => Ok(HttpAuth::Writes),
+            "all" => Ok(HttpAuth::All),
+            other => Err(format!("unknown value '{other}': expected writes or all")),
+        }),
+        None => Some(HttpAuth::Writes),
+    };
+    // A token from KFN_HTTP_TOKEN alone is checked when the app starts.
+    if let (Some(HttpAuth::All), None, Some(at)) = (auth, &raw.token, &raw.auth) {
+        report.error(
+            at.pos,
+            "http.auth",
+            "`auth: all` needs http.token (e.g. `token: ${KFN_HTTP_TOKEN}`)",
+        );
+    }
+    let (listen, token, auth) = (listen?, token?, auth?);
+    Some(HttpConfig {
+        listen,
+        token,
+        auth,
+    })
 }

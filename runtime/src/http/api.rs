@@ -52,12 +52,49 @@ pub async fn health(State(s): State<Arc<HttpState>>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Liveness: the process is up and serving.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: the broker answers and every binding is past starting (a stage's
+/// restore is done). 503 with the reasons otherwise.
+pub async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
+    let mut waiting: Vec<String> = Vec::new();
+    if !s.health.is_up() {
+        waiting.push(match s.health.detail() {
+            Some(d) => format!("broker unreachable: {d}"),
+            None => "broker not reached yet".into(),
+        });
+    }
+    for b in &s.bindings.list() {
+        if let (crate::observe::BindingState::Starting, reason) = b.state() {
+            waiting.push(format!(
+                "{}: {}",
+                b.name,
+                reason.as_deref().unwrap_or("starting")
+            ));
+        }
+    }
+    let ready = waiting.is_empty();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(serde_json::json!({ "ready": ready, "waiting": waiting })),
+    )
+        .into_response()
+}
+
 pub async fn functions(State(s): State<Arc<HttpState>>) -> Json<Vec<FunctionInfo>> {
     Json(s.registry.list())
 }
 
 pub async fn bindings(State(s): State<Arc<HttpState>>) -> Json<Vec<BindingInfo>> {
-    Json(s.bindings.iter().map(|b| b.info()).collect())
+    Json(s.bindings.list().iter().map(|b| b.info()).collect())
 }
 
 /// What `/api/stores` says about a store: its windows, aggregates and routes.

@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::config::HttpToken;
 use crate::kafka::Sink;
 use crate::window::{CurrentWindow, WindowRow, WindowStore};
 
@@ -30,6 +31,9 @@ pub struct Cluster {
     /// This instance's HTTP address, as the others see it.
     pub advertise: String,
     pub routes: BTreeMap<String, StoreRoute>,
+    /// Sent to the other instances (they run the same kfn.yaml, so the same token)
+    /// in case they guard reads too (`http.auth: all`).
+    pub token: Option<HttpToken>,
 }
 
 /// Windows of a store (all in a range, or each key's current one), and where they
@@ -194,10 +198,14 @@ where
     let path = query.path(store.name());
     let asks = remote.into_iter().map(|(addr, wanted)| {
         let path = path.clone();
+        let token = cluster.token.as_ref();
         async move {
-            let got = tokio::time::timeout(PEER_TIMEOUT, get_json::<StoreWindows<T>>(&addr, &path))
-                .await
-                .unwrap_or_else(|_| Err(format!("no answer within {PEER_TIMEOUT:?}")));
+            let got = tokio::time::timeout(
+                PEER_TIMEOUT,
+                get_json::<StoreWindows<T>>(&addr, &path, token),
+            )
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {PEER_TIMEOUT:?}")));
             (addr, wanted, got)
         }
     });
@@ -236,7 +244,11 @@ where
 }
 
 /// GETs `path` from the instance at `addr` and decodes its JSON.
-async fn get_json<T: serde::de::DeserializeOwned>(addr: &str, path: &str) -> Result<T, String> {
+async fn get_json<T: serde::de::DeserializeOwned>(
+    addr: &str,
+    path: &str,
+    token: Option<&HttpToken>,
+) -> Result<T, String> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
@@ -245,8 +257,14 @@ async fn get_json<T: serde::de::DeserializeOwned>(addr: &str, path: &str) -> Res
             .await
             .map_err(|e| e.to_string())?;
     tokio::spawn(connection);
-    let request = hyper::Request::get(path)
-        .header(hyper::header::HOST, addr)
+    let mut request = hyper::Request::get(path).header(hyper::header::HOST, addr);
+    if let Some(token) = token {
+        request = request.header(
+            hyper::header::AUTHORIZATION,
+            format!("Bearer {}", token.expose()),
+        );
+    }
+    let request = request
         .body(Empty::<Bytes>::new())
         .map_err(|e| e.to_string())?;
     let response = sender

@@ -9,13 +9,19 @@
 //! | `GET /api/stores`, `/api/stores/{name}?from=&to=` | window stores and their windows, gathered from every instance (`&local=true`: this one's only) |
 //! | `GET /api/stores/{name}/current` | each key's current window, gathered likewise |
 //! | `GET /api/events` | SSE: runtime events (history first) |
-//! | `POST /api/topics/{topic}?key=&timestamp=` | publish the body as a record |
+//! | `GET /metrics` | Prometheus exposition ([`metrics`]) |
+//! | `GET /healthz` | 200 while the process serves HTTP (liveness) |
+//! | `GET /readyz` | 200 once the broker answered and no binding is starting or restoring; else 503 with the reasons (readiness) |
+//! | `POST /api/topics/{topic}?key=&timestamp=` | publish the body as a record (needs the API token when one is set: [`auth`]) |
 //! | `GET <serve>` | SSE: a store's current values, `{"P1": n, ...}`, every second, from every instance |
 
 mod api;
+mod auth;
 mod cluster;
+mod metrics;
 mod sse;
 
+pub use auth::Access;
 pub use cluster::{Cluster, StoreRoute, StoreWindows};
 
 use std::collections::BTreeMap;
@@ -32,7 +38,7 @@ use serde::Serialize;
 use tower_http::services::{ServeDir, ServeFile};
 
 use crate::kafka::Sink;
-use crate::observe::{BindingStats, Events};
+use crate::observe::{Bindings, Events};
 use crate::wasm::Registry;
 use crate::window::WindowStore;
 
@@ -52,6 +58,8 @@ pub struct Info {
 /// Broker reachability, kept up to date by the app's health probe.
 #[derive(Debug, Default)]
 pub struct Health {
+    /// The probe has answered at least once (until then, not ready).
+    probed: AtomicBool,
     down: AtomicBool,
     detail: std::sync::Mutex<Option<String>>,
 }
@@ -59,6 +67,7 @@ pub struct Health {
 impl Health {
     pub fn set(&self, result: Result<(), String>) -> bool {
         let down = result.is_err();
+        self.probed.store(true, Ordering::Relaxed);
         let was = self.down.swap(down, Ordering::Relaxed);
         *self.detail.lock().unwrap_or_else(|p| p.into_inner()) = result.err();
         was != down
@@ -66,6 +75,11 @@ impl Health {
 
     pub fn is_down(&self) -> bool {
         self.down.load(Ordering::Relaxed)
+    }
+
+    /// Whether the broker answered the latest probe.
+    pub fn is_up(&self) -> bool {
+        self.probed.load(Ordering::Relaxed) && !self.is_down()
     }
 
     fn detail(&self) -> Option<String> {
@@ -80,12 +94,14 @@ impl Health {
 pub struct HttpState {
     pub info: Info,
     pub registry: Arc<Registry>,
-    pub bindings: Vec<Arc<BindingStats>>,
+    pub bindings: Bindings,
     pub stores: BTreeMap<String, Arc<WindowStore>>,
     pub cluster: Cluster,
     pub events: Events,
     pub sink: Sink,
     pub health: Arc<Health>,
+    /// The API token and what it guards.
+    pub access: Arc<Access>,
     /// A `static/` folder to serve the dashboard from (edit it without a rebuild);
     /// `None` serves the copy inside the binary.
     pub static_dir: Option<PathBuf>,
@@ -102,7 +118,10 @@ pub fn app(state: Arc<HttpState>) -> Router {
         .route("/api/stores/{name}", get(api::store))
         .route("/api/stores/{name}/current", get(api::current))
         .route("/api/topics/{topic}", post(api::publish))
-        .route("/api/events", get(sse::events));
+        .route("/api/events", get(sse::events))
+        .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz));
     for store in state.stores.values() {
         if let Some(route) = &store.stage.serve {
             let (state, store) = (state.clone(), store.clone());
@@ -118,7 +137,12 @@ pub fn app(state: Arc<HttpState>) -> Router {
             get(|Path(path): Path<String>| embedded(path)),
         ),
     };
-    router.with_state(state)
+    // Every route goes through the token check: a route added later that changes
+    // state is guarded without anyone remembering to.
+    let access = state.access.clone();
+    router
+        .layer(axum::middleware::from_fn_with_state(access, auth::require))
+        .with_state(state)
 }
 
 /// A dashboard file from inside the binary ([`crate::assets::DASHBOARD`]).

@@ -29,10 +29,13 @@ const BACKOFF: [Duration; 4] = [
     Duration::from_secs(5),
 ];
 
+/// The broker's answer for one message: where it was written, or why not.
+type Answer = Result<(i32, i64), KafkaError>;
+
 /// Where the broker's answer for one message goes.
 pub enum Ticket {
     /// A single send awaiting its own answer.
-    One(oneshot::Sender<Result<(i32, i64), KafkaError>>),
+    One(oneshot::Sender<Answer>),
     /// Message `index` of a group.
     Group(Arc<Tracker>, u32),
 }
@@ -245,7 +248,7 @@ impl Sink {
         &self,
         topic: &str,
         out: &Output,
-    ) -> Result<oneshot::Receiver<Result<(i32, i64), KafkaError>>, KafkaError> {
+    ) -> Result<oneshot::Receiver<Answer>, KafkaError> {
         let (tx, rx) = oneshot::channel();
         self.enqueue(topic, out, Box::new(Ticket::One(tx)))?;
         Ok(rx)
@@ -305,9 +308,7 @@ impl Sink {
 }
 
 /// Waits for a queued record's acknowledgement.
-async fn acknowledged(
-    queued: Result<oneshot::Receiver<Result<(i32, i64), KafkaError>>, KafkaError>,
-) -> Result<(i32, i64), KafkaError> {
+async fn acknowledged(queued: Result<oneshot::Receiver<Answer>, KafkaError>) -> Answer {
     queued?.await.unwrap_or(Err(KafkaError::Canceled))
 }
 

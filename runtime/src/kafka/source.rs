@@ -275,6 +275,16 @@ impl Source {
     /// long ago its last record arrived. A partition nothing was read from since it
     /// was assigned is not known to lag.
     pub fn lagging(&self) -> Vec<i32> {
+        self.lag()
+            .into_iter()
+            .filter_map(|(p, lag)| (lag > 0).then_some(p))
+            .collect()
+    }
+
+    /// Per owned partition, how many records the last fetch said lie beyond the read
+    /// position (`kfn_consumer_lag_records`); a partition whose position is not known
+    /// yet counts as lagging by one, one whose end is not known is left out.
+    pub fn lag(&self) -> Vec<(i32, i64)> {
         let owned = self.ownership.owned();
         if owned.is_empty() {
             return Vec::new();
@@ -284,7 +294,7 @@ impl Source {
         };
         let positions = match self.consumer().position() {
             Ok(p) => p,
-            Err(_) => return owned.iter().map(|(p, _)| *p).collect(),
+            Err(_) => return owned.iter().map(|(p, _)| (*p, 1)).collect(),
         };
         let client = self.consumer().client().native_ptr();
         let mut lagging = Vec::new();
@@ -309,10 +319,8 @@ impl Source {
             let at = positions
                 .find_partition(&self.topic, partition)
                 .map(|e| e.offset());
-            if let Some(rdkafka::Offset::Offset(at)) = at
-                && high > at
-            {
-                lagging.push(partition);
+            if let Some(rdkafka::Offset::Offset(at)) = at {
+                lagging.push((partition, (high - at).max(0)));
             }
         }
         drop(positions); // before the consumer: a live list can hang its drop

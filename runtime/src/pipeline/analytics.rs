@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use super::wasm_step::{Retry, failed};
 use super::{Outcome, Step};
 use crate::config::KeySelector;
-use crate::observe::EventKind;
+use crate::observe::FailureKind;
 use crate::record::{Effects, Output, Record, origin, origin_of};
 use crate::wasm::Worker;
 use crate::window::{AddError, Late, Operator};
@@ -106,13 +106,13 @@ impl Step for RepartitionStep {
             let json = match self.extract.key_needs_json() {
                 true => match Extract::json(&o.value) {
                     Ok(v) => Some(v),
-                    Err(e) => return Outcome::fail(e, EventKind::RecordFailed, 1),
+                    Err(e) => return Outcome::fail(e, FailureKind::Invalid, 1),
                 },
                 false => None,
             };
             let key = match self.extract.key(o.key.as_deref(), json.as_ref()) {
                 Ok(k) => k,
-                Err(e) => return Outcome::fail(e, EventKind::RecordFailed, 1),
+                Err(e) => return Outcome::fail(e, FailureKind::Invalid, 1),
             };
             let mut headers = o.headers;
             headers.push(origin_of(record));
@@ -154,7 +154,7 @@ impl Step for WindowStep {
         let json = match needs_json {
             true => match Extract::json(&record.value) {
                 Ok(v) => Some(v),
-                Err(e) => return Outcome::fail(e, EventKind::RecordFailed, 1),
+                Err(e) => return Outcome::fail(e, FailureKind::Invalid, 1),
             },
             false => None,
         };
@@ -169,7 +169,7 @@ impl Step for WindowStep {
         };
         let (key, values) = match key.and_then(|k| Ok((k, self.extract.values(json.as_ref())?))) {
             Ok(kv) => kv,
-            Err(e) => return Outcome::fail(e, EventKind::RecordFailed, 1),
+            Err(e) => return Outcome::fail(e, FailureKind::Invalid, 1),
         };
         // Stream time is kept per input partition a record came from.
         let source = origin(record).map_or(record.partition, |(_, p, _)| p);
@@ -184,10 +184,10 @@ impl Step for WindowStep {
             Ok(None) => Outcome::emit(Vec::new()),
             Ok(Some(late)) => Outcome::fail(
                 late_message(&self.operator, &key, &late),
-                EventKind::LateRecord,
+                FailureKind::Late,
                 1,
             ),
-            Err(AddError::Bad(e)) => Outcome::fail(e, EventKind::RecordFailed, 1),
+            Err(AddError::Bad(e)) => Outcome::fail(e, FailureKind::Invalid, 1),
             Err(AddError::Stopping) => Outcome::Pause {
                 reason: "stopping while state was restored".into(),
             },

@@ -18,7 +18,7 @@ use super::{Activity, Binding, Route, Step, run};
 use crate::config::{self, AnalyticsConfig, BindingConfig, Guarantee};
 use crate::kafka::{KafkaSettings, Sink, Source, TxnSink};
 use crate::observe::{BindingKind, BindingState, BindingStats, EventKind, Events};
-use crate::wasm::{GuestIdentity, Limits, Registry, Worker, World};
+use crate::wasm::{GuestIdentity, Limits, LiveConfig, Registry, Worker, World};
 use crate::window::{Behind, Operator, Restorer, Stage, WindowStore};
 
 /// What every binding and stage is built with.
@@ -39,6 +39,8 @@ pub struct Built {
     /// A stage's window store, with the consumer group and topic whose partition
     /// assignment says which instance holds which part of it.
     pub store: Option<(Arc<WindowStore>, String, String)>,
+    /// The `config:` values its function reads, to change them live.
+    pub config: Option<LiveConfig>,
 }
 
 impl Context {
@@ -115,7 +117,10 @@ pub fn build_binding(name: &str, b: &BindingConfig, ctx: &Context) -> anyhow::Re
         config::BindingKind::Consumer => World::Consumer,
         config::BindingKind::Function => World::Function,
     };
-    let worker = ctx.worker(name, &b.function, &b.config, &b.limits, world);
+    let worker = ctx
+        .worker(name, &b.function, &b.config, &b.limits, world)
+        .observe_calls(stats.call_seconds.clone());
+    let config = worker.live_config();
     let task: BoxFuture<'static, ()> = match b.kind {
         config::BindingKind::Supplier => run_supplier(Supplier {
             name: name.to_string(),
@@ -173,6 +178,7 @@ pub fn build_binding(name: &str, b: &BindingConfig, ctx: &Context) -> anyhow::Re
         stats: vec![stats],
         tasks: vec![task],
         store: None,
+        config: Some(config),
     })
 }
 
@@ -190,6 +196,7 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
         stats: Vec::new(),
         tasks: Vec::new(),
         store: None,
+        config: None,
     };
     let mut behind = None;
     let (aggregated, upstream) = if a.repartitions() {
@@ -204,6 +211,7 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
             Some(topic.clone()),
         );
         built.stats.push(stats.clone());
+        let calls = stats.call_seconds.clone();
         let activity = Arc::new(Activity::default());
         let mut binding = ctx.binding(
             Route {
@@ -217,16 +225,17 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
         );
         binding.activity = Some(activity.clone());
         let step = RepartitionStep {
-            worker: a
-                .function
-                .as_ref()
-                .map(|f| ctx.worker(name, f, &a.config, &a.limits, World::Function)),
+            worker: a.function.as_ref().map(|f| {
+                ctx.worker(name, f, &a.config, &a.limits, World::Function)
+                    .observe_calls(calls)
+            }),
             retry: retry(&a.limits),
             extract: Extract {
                 key: a.key.clone(),
                 pointers: Vec::new(),
             },
         };
+        built.config = step.worker.as_ref().map(Worker::live_config);
         built
             .tasks
             .push(run_loop(ctx.clone(), a.guarantee, binding, step).boxed());

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::{Done, Refusal, Route};
 use crate::kafka::{KafkaSettings, Sends, Sink, Source, TxnSink, dead_letter, is_permanent};
-use crate::observe::EventKind;
+use crate::observe::{FailureKind, Failures};
 use crate::record::{Effects, Output};
 
 /// Records whose effects are still being acknowledged, per binding (at-least-once).
@@ -43,11 +43,11 @@ pub struct Settled {
     pub records: u64,
     /// Outputs to the user's topics (records' outputs and window results).
     pub outputs: u64,
-    /// Records that failed.
-    pub errors: u64,
+    /// Records that failed, by kind (late: for some or all of their windows).
+    pub failures: Failures,
     pub dead_lettered: u64,
-    /// Records late for some or all of their windows.
-    pub late: u64,
+    /// The timestamps (ms) of the records, for end-to-end latency.
+    pub timestamps: Vec<i64>,
 }
 
 /// Why a transaction did not commit; its records are read and processed again.
@@ -146,6 +146,7 @@ impl Delivery for Pipelined {
         self.batches.push_back(Box::pin(async move {
             let mut s = Settled {
                 acks: records.iter().map(|(r, _)| (r.partition, r.offset, r.lease)).collect(),
+                timestamps: records.iter().map(|(r, _)| r.timestamp_ms).collect(),
                 records: records.len() as u64,
                 ..Settled::default()
             };
@@ -161,7 +162,7 @@ impl Delivery for Pipelined {
                         tracing::warn!(binding = %route.name, topic = %record.topic, partition = record.partition, offset = record.offset, "{error}");
                         failure.get_or_insert(super::Failure {
                             error,
-                            kind: EventKind::RecordFailed,
+                            kind: FailureKind::OutputRefused,
                             attempts: 1,
                         });
                     }
@@ -173,8 +174,7 @@ impl Delivery for Pipelined {
             let mut letters = Sends::new();
             for (record, failure) in &records {
                 if let Some(f) = failure {
-                    s.errors += 1;
-                    s.late += u64::from(f.kind == EventKind::LateRecord);
+                    s.failures.add(f.kind);
                     let letter = dead_letter(record, &route.name, route.function.as_deref(), &f.error, f.attempts);
                     letters.push(&sink, route.dlq.clone(), letter);
                 }
@@ -268,7 +268,7 @@ fn send_outputs(
             Err(error) => {
                 failure.get_or_insert(super::Failure {
                     error,
-                    kind: EventKind::RecordFailed,
+                    kind: FailureKind::OutputRefused,
                     attempts: 1,
                 });
             }
@@ -306,7 +306,8 @@ struct InTxn {
     partition: i32,
     offset: i64,
     lease: u64,
-    failure: Option<EventKind>,
+    timestamp_ms: i64,
+    failure: Option<FailureKind>,
 }
 
 struct Open {
@@ -420,7 +421,7 @@ impl Delivery for Transactional {
                     Err(error) => {
                         failure.get_or_insert(super::Failure {
                             error,
-                            kind: EventKind::RecordFailed,
+                            kind: FailureKind::OutputRefused,
                             attempts: 1,
                         });
                     }
@@ -441,6 +442,7 @@ impl Delivery for Transactional {
                 partition: d.record.partition,
                 offset: d.record.offset,
                 lease: d.record.lease,
+                timestamp_ms: d.record.timestamp_ms,
                 failure: failure.map(|f| f.kind),
             });
         }
@@ -497,9 +499,9 @@ impl Delivery for Transactional {
         };
         for r in &open.records {
             if let Some(kind) = r.failure {
-                s.errors += 1;
-                s.late += u64::from(kind == EventKind::LateRecord);
+                s.failures.add(kind);
             }
+            s.timestamps.push(r.timestamp_ms);
         }
         let results = open.sends.acked(&self.sink, false).await;
         let mut refused: Vec<((i32, i64), Refusal)> = Vec::new();

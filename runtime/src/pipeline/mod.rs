@@ -34,7 +34,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::kafka::Source;
-use crate::observe::{BindingState, BindingStats, EventKind, Events};
+use crate::observe::event::{
+    BindingPaused, BindingRunning, Emit, InputRead, RecordFailed, RecordsSettled, Scope,
+    TransactionAborted, TransactionCommitted,
+};
+use crate::observe::{BindingState, BindingStats, Events, FailureKind};
 use crate::record::{Effects, Output, Record};
 
 pub use analytics::{Extract, RepartitionStep, WindowStep, repartition_topic};
@@ -51,7 +55,7 @@ pub use wasm_step::{ConsumerStep, FunctionStep, Retry};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     pub error: String,
-    pub kind: EventKind,
+    pub kind: FailureKind,
     /// Calls made before giving up.
     pub attempts: u32,
 }
@@ -79,7 +83,7 @@ impl Outcome {
         }
     }
 
-    pub fn fail(error: impl Into<String>, kind: EventKind, attempts: u32) -> Outcome {
+    pub fn fail(error: impl Into<String>, kind: FailureKind, attempts: u32) -> Outcome {
         Outcome::Done {
             outputs: Vec::new(),
             failure: Some(Failure {
@@ -183,11 +187,17 @@ impl Binding {
         &self.route.name
     }
 
-    fn report_running(&self) {
-        if self.stats.set_state(BindingState::Running, None) {
-            self.events
-                .emit(EventKind::BindingResumed, self.name(), "running");
+    /// Where this binding's typed events go.
+    fn scope(&self) -> Scope<'_> {
+        Scope {
+            binding: &self.route.name,
+            stats: &self.stats,
+            events: &self.events,
         }
+    }
+
+    fn report_running(&self) {
+        BindingRunning.emit(self.scope());
     }
 
     /// Logs (once per attempt, with the record's coordinates) and reports a failure.
@@ -197,46 +207,31 @@ impl Binding {
             record.partition,
             record.offset,
         ));
-        tracing::warn!(
-            binding = %self.name(), function = self.route.function.as_deref().unwrap_or("-"),
-            %topic, partition, offset, dlq = %self.route.dlq, attempts = f.attempts,
-            "record failed: {}", f.error
-        );
-        let after = if f.attempts > 1 {
-            format!(" (after {} attempts)", f.attempts)
-        } else {
-            String::new()
-        };
-        self.events.emit(
-            f.kind,
-            self.name(),
-            format!(
-                "{topic}[{partition}]@{offset}: {}{after} → {}",
-                f.error, self.route.dlq
-            ),
-        );
+        RecordFailed {
+            function: self.route.function.as_deref(),
+            topic,
+            partition,
+            offset,
+            dlq: &self.route.dlq,
+            kind: f.kind,
+            error: &f.error,
+            attempts: f.attempts,
+        }
+        .emit(self.scope());
     }
 
     fn report_pause(&self, reason: String) {
-        if self
-            .stats
-            .set_state(BindingState::Paused, Some(reason.clone()))
-        {
-            tracing::warn!(binding = %self.name(), "binding paused: {reason}");
-            self.events
-                .emit(EventKind::BindingPaused, self.name(), reason);
-        }
+        BindingPaused { reason }.emit(self.scope());
     }
 
     /// Reports a failed read (once per outage) and waits a little before the next.
     async fn report_read_error(&self, broker_down: &mut bool, e: &rdkafka::error::KafkaError) {
         if !std::mem::replace(broker_down, true) {
-            tracing::warn!(binding = %self.name(), topic = %self.source.topic(), error = %e, "cannot read from Kafka; retrying");
-            self.events.emit(
-                EventKind::Broker,
-                self.name(),
-                format!("cannot read {}: {e}", self.source.topic()),
-            );
+            InputRead {
+                topic: self.source.topic(),
+                error: Some(&e.to_string()),
+            }
+            .emit(self.scope());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -244,11 +239,11 @@ impl Binding {
     /// Notes a successful read after an outage.
     fn report_read_ok(&self, broker_down: &mut bool) {
         if std::mem::take(broker_down) {
-            self.events.emit(
-                EventKind::Broker,
-                self.name(),
-                format!("reading {} again", self.source.topic()),
-            );
+            InputRead {
+                topic: self.source.topic(),
+                error: None,
+            }
+            .emit(self.scope());
         }
     }
 
@@ -267,8 +262,17 @@ impl Binding {
         if !s.acks.is_empty() {
             self.source.ack(&s.acks);
         }
-        self.stats
-            .add_settled(s.records, s.outputs, s.errors, s.dead_lettered, s.late);
+        RecordsSettled {
+            records: s.records,
+            outputs: s.outputs,
+            failures: s.failures,
+            dead_lettered: s.dead_lettered,
+            timestamps: &s.timestamps,
+        }
+        .emit(self.scope());
+        if self.stats.lag_due() {
+            self.stats.set_lag(self.source.lag());
+        }
     }
 }
 
@@ -319,7 +323,7 @@ fn start_batch<S: Step + 'static>(
             Some(r) => {
                 let failure = Failure {
                     error: r.error.clone(),
-                    kind: EventKind::RecordFailed,
+                    kind: FailureKind::OutputRefused,
                     attempts: 1,
                 };
                 b.report_failure(&record, &failure);
@@ -576,26 +580,20 @@ pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delive
             match commit(&b, &step, &mut delivery).await {
                 Ok(()) => {
                     refused.clear();
-                    if std::mem::take(&mut aborts) > 0 {
-                        b.events
-                            .emit(EventKind::Broker, b.name(), "transactions commit again");
+                    TransactionCommitted {
+                        after_aborts: std::mem::take(&mut aborts) > 0,
                     }
+                    .emit(b.scope());
                 }
                 Err(aborted) => {
-                    if aborted.stop {
-                        let reason = format!("transaction failed, stopped: {}", aborted.message);
-                        tracing::error!(binding = %b.name(), "{reason}");
-                        b.events.emit(EventKind::Broker, b.name(), reason.clone());
-                        b.stats.set_state(BindingState::Stopped, Some(reason));
-                        break;
+                    TransactionAborted {
+                        message: &aborted.message,
+                        stop: aborted.stop,
+                        report: aborts == 0 || !aborted.refused.is_empty(),
                     }
-                    if aborts == 0 || !aborted.refused.is_empty() {
-                        tracing::warn!(binding = %b.name(), "transaction aborted; its records will be read and processed again: {}", aborted.message);
-                        b.events.emit(
-                            EventKind::Broker,
-                            b.name(),
-                            format!("transaction aborted, retrying: {}", aborted.message),
-                        );
+                    .emit(b.scope());
+                    if aborted.stop {
+                        break;
                     }
                     let wait = if aborted.refused.is_empty() {
                         aborts += 1;

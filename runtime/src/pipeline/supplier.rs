@@ -6,7 +6,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::kafka::Sink;
-use crate::observe::{BindingState, BindingStats, EventKind, Events};
+use crate::observe::event::{BindingPaused, BindingRunning, Emit, Scope};
+use crate::observe::{BindingState, BindingStats, EventKind, Events, FailureKind};
 use crate::wasm::Worker;
 
 pub struct Supplier {
@@ -41,11 +42,14 @@ pub async fn run_supplier(s: Supplier) {
             Some(_) = sends.join_next(), if !sends.is_empty() => continue,
             _ = tick.tick() => {}
         }
+        let scope = Scope {
+            binding: &s.name,
+            stats: &s.stats,
+            events: &s.events,
+        };
         match worker.run(|w| w.supply()).await {
             Ok(outputs) => {
-                if s.stats.set_state(BindingState::Running, None) {
-                    s.events.emit(EventKind::BindingResumed, &s.name, "running");
-                }
+                BindingRunning.emit(scope);
                 s.stats.add_in(1);
                 for out in outputs {
                     let (sink, stats, topic, name) = (
@@ -58,16 +62,16 @@ pub async fn run_supplier(s: Supplier) {
                         match sink.send(&topic, &out).await {
                             Ok(_) => stats.add_out(1),
                             Err(e) => {
-                                stats.add_error();
+                                stats.add_error(FailureKind::OutputRefused);
                                 tracing::warn!(binding = %name, %topic, error = %e, "supplied record rejected by the broker");
                             }
                         }
                     });
                 }
             }
-            Err(e) if e.is_record_failure() => {
+            Err(e) if let Some(kind) = e.failure_kind() => {
                 s.stats.add_in(1);
-                s.stats.add_error();
+                s.stats.add_error(kind);
                 tracing::warn!(binding = %s.name, function = %s.function, "supply failed: {e}");
                 s.events.emit(
                     EventKind::RecordFailed,
@@ -76,13 +80,10 @@ pub async fn run_supplier(s: Supplier) {
                 );
             }
             Err(e) => {
-                let reason = e.to_string();
-                if s.stats
-                    .set_state(BindingState::Paused, Some(reason.clone()))
-                {
-                    tracing::warn!(binding = %s.name, "binding paused: {reason}");
-                    s.events.emit(EventKind::BindingPaused, &s.name, reason);
+                BindingPaused {
+                    reason: e.to_string(),
                 }
+                .emit(scope);
                 let mut changes = worker.run(|w| w.changes()).await;
                 tokio::select! {
                     () = s.shutdown.cancelled() => break,

@@ -7,7 +7,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{Outcome, Step};
-use crate::observe::EventKind;
 use crate::record::Record;
 use crate::wasm::{CallError, Worker};
 
@@ -53,8 +52,8 @@ impl Retry {
 
 /// Sorts a failed call into a record failure or a pause.
 pub(super) fn failed((e, attempts): (CallError, u32)) -> Outcome {
-    if e.is_record_failure() {
-        Outcome::fail(e.to_string(), EventKind::RecordFailed, attempts)
+    if let Some(kind) = e.failure_kind() {
+        Outcome::fail(e.to_string(), kind, attempts)
     } else {
         Outcome::Pause {
             reason: e.to_string(),

@@ -24,15 +24,16 @@ pub struct HostState {
     table: ResourceTable,
     pub(super) limits: MemoryLimit,
     identity: GuestIdentity,
-    config: Arc<BTreeMap<String, String>>,
+    config: LiveConfig,
 }
 
+/// A binding's `config:` values, swapped in place when kfn.yaml changes them: every
+/// `config(key)` call reads the current map (one atomic load), so a running instance
+/// sees new values from its next call on, without a restart.
+pub type LiveConfig = Arc<arc_swap::ArcSwap<BTreeMap<String, String>>>;
+
 impl HostState {
-    pub fn new(
-        identity: GuestIdentity,
-        config: Arc<BTreeMap<String, String>>,
-        memory_bytes: u64,
-    ) -> Self {
+    pub fn new(identity: GuestIdentity, config: LiveConfig, memory_bytes: u64) -> Self {
         let limits = MemoryLimit {
             max_bytes: usize::try_from(memory_bytes).unwrap_or(usize::MAX),
             hit: false,
@@ -81,7 +82,7 @@ impl host::Host for HostState {
     }
 
     fn config(&mut self, key: String) -> Option<String> {
-        self.config.get(&key).cloned()
+        self.config.load().get(&key).cloned()
     }
 
     fn now_ms(&mut self) -> i64 {

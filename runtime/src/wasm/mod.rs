@@ -16,7 +16,7 @@ mod worker;
 use std::fmt;
 
 pub use engine::{Compiled, EPOCH_TICK, WasmEngine};
-pub use host::GuestIdentity;
+pub use host::{GuestIdentity, LiveConfig};
 pub use registry::{FunctionInfo, FunctionStatus, Registry, Slot};
 pub use worker::{CallError, Limits, Worker};
 

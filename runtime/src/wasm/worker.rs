@@ -14,8 +14,10 @@ use wasmtime::{Store, Trap};
 use super::World;
 use super::bindings::{self, consumer::Consumer, function::Function, supplier::Supplier};
 use super::engine::{EPOCH_TICK, WasmEngine};
-use super::host::{GuestIdentity, HostState};
+use super::host::{GuestIdentity, HostState, LiveConfig};
 use super::registry::{Pre, Prepared, Slot};
+use crate::observe::FailureKind;
+use crate::observe::metrics::Histogram;
 use crate::record::{Output, Record};
 
 /// Per-function resource limits.
@@ -64,7 +66,19 @@ impl CallError {
     /// True for failures that belong to the record (dead-letter it and go on); false
     /// for failures of the function itself (pause the binding until it changes).
     pub fn is_record_failure(&self) -> bool {
-        matches!(self, CallError::Guest { .. } | CallError::Trap { .. })
+        self.failure_kind().is_some()
+    }
+
+    /// How `/metrics` counts it, for a record failure.
+    pub fn failure_kind(&self) -> Option<FailureKind> {
+        match self {
+            CallError::Guest { .. } => Some(FailureKind::GuestError),
+            CallError::Trap { message } if message.starts_with(CPU_TIME_EXCEEDED) => {
+                Some(FailureKind::Timeout)
+            }
+            CallError::Trap { .. } => Some(FailureKind::Trap),
+            _ => None,
+        }
     }
 }
 
@@ -85,7 +99,7 @@ pub struct Worker {
     engine: Arc<WasmEngine>,
     slot: Arc<Slot>,
     identity: GuestIdentity,
-    config: Arc<BTreeMap<String, String>>,
+    config: LiveConfig,
     limits: Limits,
     expected: World,
     active: Option<Active>,
@@ -93,6 +107,8 @@ pub struct Worker {
     /// Marked seen at the start of every call, so a clone taken after a failed call
     /// fires only for versions swapped in after that call looked.
     changes: watch::Receiver<u64>,
+    /// Where the time of each call goes (`kfn_guest_call_seconds`).
+    call_seconds: Option<Histogram>,
 }
 
 impl Worker {
@@ -110,12 +126,24 @@ impl Worker {
             slot,
             changes,
             identity,
-            config: Arc::new(config),
+            config: Arc::new(arc_swap::ArcSwap::from_pointee(config)),
             limits,
             expected,
             active: None,
             instantiations: 0,
+            call_seconds: None,
         }
+    }
+
+    /// The `config:` values the guest reads: store a new map to change them live.
+    pub fn live_config(&self) -> LiveConfig {
+        self.config.clone()
+    }
+
+    /// Times every call into `histogram`.
+    pub fn observe_calls(mut self, histogram: Histogram) -> Self {
+        self.call_seconds = Some(histogram);
+        self
     }
 
     pub fn slot(&self) -> &Arc<Slot> {
@@ -213,7 +241,12 @@ impl Worker {
             return Err(self.not_loaded());
         };
         active.store.data_mut().limits.hit = false;
-        match f(active) {
+        let started = std::time::Instant::now();
+        let called = f(active);
+        if let Some(h) = &self.call_seconds {
+            h.observe(started.elapsed().as_secs_f64());
+        }
+        match called {
             Err(actual) => Err(CallError::WrongWorld {
                 function: self.identity.function.to_string(),
                 expected: self.expected,
@@ -307,6 +340,9 @@ fn arm(store: &mut Store<HostState>, limits: Limits) {
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
 }
 
+/// How a trap message for a call past its CPU-time limit starts.
+const CPU_TIME_EXCEEDED: &str = "CPU-time limit";
+
 fn describe_trap(err: &wasmtime::Error, store: &Store<HostState>, limits: Limits) -> String {
     if store.data().limits.hit {
         return format!(
@@ -315,7 +351,7 @@ fn describe_trap(err: &wasmtime::Error, store: &Store<HostState>, limits: Limits
         );
     }
     match err.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => format!("CPU-time limit of {:?} exceeded", limits.cpu_time),
+        Some(Trap::Interrupt) => format!("{CPU_TIME_EXCEEDED} of {:?} exceeded", limits.cpu_time),
         _ => {
             // The root cause first, then wasmtime's backtrace context, on one line.
             let text = format!("{err:#}");

@@ -11,6 +11,7 @@ use super::changelog;
 use super::state::PartitionState;
 use super::store::WindowStore;
 use crate::kafka::KafkaSettings;
+use crate::observe::event::{Emit, RestoreProgress, Scope};
 use crate::observe::{BindingState, BindingStats, EventKind, Events};
 
 pub struct Restorer {
@@ -83,14 +84,17 @@ impl Restorer {
                 }
             },
             |done, total| {
-                self.stats.set_progress(done, total);
-                self.stats.set_state(
-                    BindingState::Starting,
-                    Some(format!(
-                        "restoring partition {partition} from {}: {done} of {total} records",
-                        stage.changelog
-                    )),
-                );
+                RestoreProgress {
+                    partition,
+                    changelog: &stage.changelog,
+                    done,
+                    total,
+                }
+                .emit(Scope {
+                    binding: self.store.name(),
+                    stats: &self.stats,
+                    events: &self.events,
+                });
             },
         )
         .map_err(|e| e.to_string())?;

@@ -1,11 +1,15 @@
 // Publish form: POST a record to a topic and show where it landed.
 
 import { $, el } from "../dom.js";
+import { authHeaders, getToken, setToken } from "../token.js";
 
 export function startPublish() {
   const form = $("publish-form");
   const result = $("publish-result");
   const button = $("publish-submit");
+  const tokenField = $("publish-token");
+  tokenField.value = getToken();
+  tokenField.addEventListener("change", () => setToken(tokenField.value.trim()));
   const show = (state, ...children) => {
     result.dataset.state = state;
     result.replaceChildren(...children);
@@ -25,7 +29,7 @@ export function startPublish() {
     try {
       const res = await fetch(url, {
         method: "POST",
-        headers: { "Content-Type": "application/octet-stream" },
+        headers: { "Content-Type": "application/octet-stream", ...authHeaders() },
         body: value,
       });
       const text = await res.text();
@@ -40,6 +44,11 @@ export function startPublish() {
           ),
           el("pre", { class: "result-json" }, JSON.stringify(body)),
         );
+      } else if (res.status === 401) {
+        show("error", el("div", { class: "result-summary" },
+          "HTTP 401: this kfn needs its API token to publish. Enter it in the token field ",
+          "(or open the dashboard as /#token=…)."));
+        tokenField.focus();
       } else {
         const message = body && typeof body.error === "string" ? body.error : text || res.statusText;
         show("error", el("div", { class: "result-summary" }, `HTTP ${res.status}: `, message));

@@ -62,6 +62,9 @@ pub fn run(brokers: &str, input: &str, output: &str, group: &str) -> anyhow::Res
         .set("auto.commit.interval.ms", "1000")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
+        // What kfn's consumers set too: librdkafka's default (1 s) leaves a consumer that
+        // drains its queue quickly idle for most of every second.
+        .set("fetch.queue.backoff.ms", "20")
         .create()
         .context("passthrough: creating the consumer")?;
     consumer.subscribe(&[input])?;

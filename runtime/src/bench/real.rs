@@ -668,6 +668,28 @@ fn cleanup(admin: &Admin, brokers: &str, run: &Run) {
 /// Writes the input: PageEvents keyed by page name, 1 ms of event time apart and
 /// ending about now, one in ten moved up to 200 ms back (out of order), durations
 /// 0..9000 ms (the seed's filter keeps those above 100: about 99%).
+/// Queues `record`, waiting out a full local queue.
+fn send_waiting<C, K, P>(
+    producer: &ThreadedProducer<C>,
+    mut record: BaseRecord<'_, K, P, C::DeliveryOpaque>,
+) -> Result<(), KafkaError>
+where
+    C: rdkafka::producer::ProducerContext + 'static,
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 fn preload(bench: &Bench) -> anyhow::Result<()> {
     let producer: ThreadedProducer<_> = ClientConfig::new()
         .set("bootstrap.servers", &bench.brokers)
@@ -695,20 +717,11 @@ fn preload(bench: &Bench) -> anyhow::Result<()> {
         } else {
             0
         };
-        let mut record = BaseRecord::to(&bench.input)
+        let record = BaseRecord::to(&bench.input)
             .key(&page)
             .payload(&value)
             .timestamp(base + i as i64 - jitter);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((e, _)) => return Err(e).context("preloading the input"),
-            }
-        }
+        send_waiting(&producer, record).context("preloading the input")?;
     }
     producer.flush(Duration::from_secs(120))?;
     let consumer: BaseConsumer = ClientConfig::new()

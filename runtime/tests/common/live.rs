@@ -119,6 +119,23 @@ fn longest_gap(stamps: &[i64], from: i64, to: i64) -> Duration {
     Duration::from_millis(gap.max(0) as u64)
 }
 
+/// The next `config` event on the feed (the answer to a save), within [`LONG`].
+async fn config_event(
+    events: &mut tokio::sync::broadcast::Receiver<kfn::observe::Event>,
+    what: &str,
+) -> kfn::observe::Event {
+    eventually(LONG, what, async || {
+        loop {
+            match events.try_recv() {
+                Ok(e) if e.kind == kfn::observe::EventKind::Config => break Some(e),
+                Ok(_) => continue,
+                Err(_) => break None,
+            }
+        }
+    })
+    .await
+}
+
 /// Runs the scenario. `kafka` is the `kafka:` value; `topic` names the topics (a
 /// real broker gets unique ones per run).
 pub async fn scenario(kafka: &str, topic: &dyn Fn(&str) -> String) {
@@ -151,16 +168,7 @@ pub async fn scenario(kafka: &str, topic: &dyn Fn(&str) -> String) {
     let (_, mut events) = app.events.subscribe();
     let saved_at = kfn::record::now_ms();
     std::fs::write(dir.path().join("kfn.yaml"), yaml(kafka, topic, true)).unwrap();
-    let applied = eventually(LONG, "the change applied", async || {
-        loop {
-            match events.try_recv() {
-                Ok(e) if e.kind == kfn::observe::EventKind::Config => break Some(e),
-                Ok(_) => continue,
-                Err(_) => break None,
-            }
-        }
-    })
-    .await;
+    let applied = config_event(&mut events, "the change applied").await;
     let applied_at = kfn::record::now_ms();
     for part in [
         "applied:",
@@ -258,16 +266,7 @@ pub async fn scenario(kafka: &str, topic: &dyn Fn(&str) -> String) {
         ),
     )
     .unwrap();
-    let rejected = eventually(LONG, "the invalid file reported", async || {
-        loop {
-            match events.try_recv() {
-                Ok(e) if e.kind == kfn::observe::EventKind::Config => break Some(e),
-                Ok(_) => continue,
-                Err(_) => break None,
-            }
-        }
-    })
-    .await;
+    let rejected = config_event(&mut events, "the invalid file reported").await;
     assert!(rejected.message.contains("INVALID"), "{rejected:?}");
     assert!(
         rejected.message.contains("kfn.yaml:"),

@@ -17,7 +17,6 @@ use anyhow::Context;
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -102,16 +101,7 @@ pub fn run(brokers: &str, input: &str, output: &str, group: &str) -> anyhow::Res
             if let Some(ts) = m.timestamp().to_millis() {
                 record = record.timestamp(ts);
             }
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        record = r;
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    Err((e, _)) => return Err(e).context("passthrough: producing"),
-                }
-            }
+            super::send_waiting(&producer, record).context("passthrough: producing")?;
         }
         if last_store.elapsed() >= Duration::from_millis(100) {
             last_store = Instant::now();

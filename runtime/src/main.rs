@@ -314,6 +314,7 @@ fn settings_of(config: &Config) -> kfn::kafka::KafkaSettings {
         properties: config.kafka.properties.clone(),
         instance: "validate".into(),
         advertise: None,
+        transactions: config.kafka.transactions,
     }
 }
 

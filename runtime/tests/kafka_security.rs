@@ -33,6 +33,7 @@ fn an_oidc_client_asks_the_token_endpoint_with_its_client_credentials() {
         properties: config.kafka.properties.clone(),
         instance: "i".into(),
         advertise: None,
+        transactions: Default::default(),
     };
     let producer: BaseProducer = settings.producer().create().expect("an OIDC client");
 

@@ -122,6 +122,7 @@ impl App {
             properties: config.kafka.properties.clone(),
             instance: instance.clone(),
             advertise: Some(advertise.clone()),
+            transactions: config.kafka.transactions,
         };
         let sink = Sink::new(&settings).context("creating the Kafka producer")?;
         if broker.is_none() {

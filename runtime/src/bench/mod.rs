@@ -84,6 +84,7 @@ pub async fn run(records: usize, languages: bool, output: Option<PathBuf>) -> an
         properties: Default::default(),
         instance: "bench".into(),
         advertise: None,
+        transactions: Default::default(),
     };
     eprintln!("kfn bench: producing {records} PageEvent records to bench-in ...");
     fill(&settings, records).await?;

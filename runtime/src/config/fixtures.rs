@@ -234,6 +234,13 @@ fn real_broker_with_properties() {
     );
     assert_eq!(config.http.listen, "0.0.0.0:9000".parse().unwrap());
     assert_eq!(config.functions.limits.cpu_time, Duration::from_millis(250));
+    assert_eq!(
+        config.kafka.transactions,
+        crate::config::Transactions {
+            interval: Duration::from_millis(250),
+            records: 50_000,
+        }
+    );
 }
 
 #[test]
@@ -242,6 +249,14 @@ fn minimal_uses_every_default() {
     let config = parse_fixture(&dir.join("minimal.yaml")).expect("valid");
     assert!(config.bindings.is_empty() && config.analytics.is_empty());
     assert_eq!(config.http.listen, defaults::LISTEN);
+    assert_eq!(
+        config.kafka.transactions.interval,
+        defaults::COMMIT_INTERVAL
+    );
+    assert_eq!(
+        config.kafka.transactions.records,
+        defaults::TRANSACTION_RECORDS
+    );
 }
 
 #[test]

@@ -59,6 +59,13 @@ pub mod defaults {
     pub const ATTEMPTS: u32 = 3;
     /// First retry delay (then 200 ms, 400 ms, ... up to 1 s).
     pub const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+    /// `kafka.commit-interval`: how often an exactly-once binding or stage commits its
+    /// transaction (Kafka Streams' default under exactly-once too). Larger
+    /// transactions cost the broker less; shorter ones make results visible to
+    /// `read_committed` readers sooner.
+    pub const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+    /// `kafka.transaction-records`: records per transaction at most.
+    pub const TRANSACTION_RECORDS: usize = 20_000;
     /// `window.grace`: no late records.
     pub const GRACE: Duration = Duration::ZERO;
     /// `window.idle`: an input partition that receives nothing for this long, with
@@ -100,6 +107,23 @@ pub struct Config {
     pub base_dir: PathBuf,
 }
 
+/// When an exactly-once binding or stage commits: every `interval`, or after
+/// `records` records, whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Transactions {
+    pub interval: Duration,
+    pub records: usize,
+}
+
+impl Default for Transactions {
+    fn default() -> Self {
+        Self {
+            interval: defaults::COMMIT_INTERVAL,
+            records: defaults::TRANSACTION_RECORDS,
+        }
+    }
+}
+
 /// `kafka:`.
 #[derive(Clone, PartialEq)]
 pub struct KafkaConfig {
@@ -110,6 +134,8 @@ pub struct KafkaConfig {
     /// Extra librdkafka properties, as text (paths already resolved against the
     /// file's folder).
     pub properties: BTreeMap<String, String>,
+    /// `commit-interval` and `transaction-records`.
+    pub transactions: Transactions,
 }
 
 impl std::fmt::Debug for KafkaConfig {
@@ -119,6 +145,7 @@ impl std::fmt::Debug for KafkaConfig {
             .field("brokers", &self.brokers)
             .field("application_id", &self.application_id)
             .field("properties", &redacted(&self.properties))
+            .field("transactions", &self.transactions)
             .finish()
     }
 }

@@ -52,6 +52,14 @@ pub struct RawKafka {
     /// never logged or shown. `kfn validate` asks librdkafka about each one. See
     /// https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md
     pub properties: Option<BTreeMap<String, Located<ScalarText>>>,
+    /// How often a binding or stage with `guarantee: exactly-once` commits its Kafka
+    /// transaction with the input offsets, e.g. `100ms` (the default, as in Kafka
+    /// Streams): its results become visible to `read_committed` readers this often.
+    /// Longer costs the broker less.
+    pub commit_interval: Option<Located<String>>,
+    /// Records in one such transaction at most (it commits when either limit is
+    /// reached); default 20000.
+    pub transaction_records: Option<Located<String>>,
 }
 
 /// `functions:` — where the `.wasm` files are and how much they may use.

@@ -22,6 +22,9 @@ pub struct KafkaSettings {
     /// Where this instance's HTTP API is reachable by the others; put in every
     /// client id, so the consumer group tells which instance owns which partition.
     pub advertise: Option<String>,
+    /// When exactly-once bindings and stages commit (`kafka.commit-interval`,
+    /// `kafka.transaction-records`).
+    pub transactions: crate::config::Transactions,
 }
 
 /// The client id prefix that carries an instance's HTTP address (see
@@ -40,6 +43,7 @@ impl std::fmt::Debug for KafkaSettings {
             .field("properties", &crate::config::redacted(&self.properties))
             .field("instance", &self.instance)
             .field("advertise", &self.advertise)
+            .field("transactions", &self.transactions)
             .finish()
     }
 }
@@ -309,6 +313,7 @@ mod tests {
             .collect(),
             instance: "i1".into(),
             advertise: Some("10.0.0.1:8080".into()),
+            transactions: Default::default(),
         };
         let consumer = settings.consumer("b");
         let producer = settings.producer();
@@ -346,6 +351,7 @@ mod tests {
                 .collect(),
             instance: "i1".into(),
             advertise: None,
+            transactions: Default::default(),
         };
         let scram = [
             ("security.protocol", "SASL_SSL"),

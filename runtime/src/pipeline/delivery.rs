@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -25,12 +24,6 @@ use crate::record::{Effects, Output};
 
 /// Records whose effects are still being acknowledged, per binding (at-least-once).
 pub const MAX_IN_FLIGHT: usize = 10_000;
-/// How long a transaction stays open at most (exactly-once): Kafka Streams commits
-/// every 100 ms under exactly-once too. Larger transactions cost the broker less;
-/// shorter ones make results visible to `read_committed` readers sooner.
-pub const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
-/// Records per transaction at most.
-pub const MAX_TXN_RECORDS: usize = 20_000;
 /// Fatal producer errors in a row (e.g. the broker expired a transaction during an
 /// outage) met with a new producer before the binding gives up.
 const MAX_NEW_PRODUCERS: u32 = 3;
@@ -393,7 +386,7 @@ impl Delivery for Transactional {
     fn has_room(&self) -> bool {
         self.open
             .as_ref()
-            .is_none_or(|o| o.records.len() < MAX_TXN_RECORDS)
+            .is_none_or(|o| o.records.len() < self.settings.transactions.records)
     }
 
     fn in_flight(&self) -> bool {
@@ -465,10 +458,10 @@ impl Delivery for Transactional {
 
     fn commit_due(&self) -> Option<Instant> {
         self.open.as_ref().map(|o| {
-            if o.records.len() >= MAX_TXN_RECORDS {
+            if o.records.len() >= self.settings.transactions.records {
                 Instant::now()
             } else {
-                o.started + COMMIT_INTERVAL
+                o.started + self.settings.transactions.interval
             }
         })
     }

@@ -6,8 +6,8 @@
 //!   record's offset is stored only once everything it caused is acknowledged, in
 //!   input order, with up to [`MAX_IN_FLIGHT`] records on their way;
 //! - [`Transactional`] (exactly-once): batches are produced into one Kafka
-//!   transaction, committed with their input offsets every [`COMMIT_INTERVAL`] (or
-//!   [`MAX_TXN_RECORDS`] records); an aborted transaction rewinds the source and the
+//!   transaction, committed with their input offsets every `kafka.commit-interval`
+//!   (or `kafka.transaction-records` records); an aborted transaction rewinds the source and the
 //!   step's state, and the records are processed again.
 //!
 //! Reading, batching, sorting outcomes, pausing, dead-lettering and counting are
@@ -44,10 +44,7 @@ use crate::record::{Effects, Output, Record};
 pub use analytics::{Extract, RepartitionStep, WindowStep, repartition_topic};
 pub use build::{Built, Context, build_binding, build_stage};
 pub use dedicated::Dedicated;
-pub use delivery::{
-    Aborted, COMMIT_INTERVAL, Delivery, MAX_IN_FLIGHT, MAX_TXN_RECORDS, Pipelined, Settled,
-    Transactional,
-};
+pub use delivery::{Aborted, Delivery, MAX_IN_FLIGHT, Pipelined, Settled, Transactional};
 pub use supplier::{Supplier, run_supplier};
 pub use wasm_step::{ConsumerStep, FunctionStep, Retry};
 

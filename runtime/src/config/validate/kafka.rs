@@ -16,7 +16,9 @@ use rdkafka::error::KafkaError;
 
 use crate::config::node_de::{Located, ScalarText, did_you_mean};
 use crate::config::raw::RawKafka;
-use crate::config::{Brokers, KafkaConfig, defaults, is_secret_property, names};
+use crate::config::{
+    Brokers, KafkaConfig, Transactions, defaults, is_secret_property, names, units,
+};
 
 use super::{Report, Section};
 
@@ -120,10 +122,36 @@ pub(super) fn kafka(
         };
         report.error(pos, &path, message);
     }
+    let base = Transactions::default();
+    let interval = raw.commit_interval.as_ref().and_then(|t| {
+        report.check(
+            "kafka.commit-interval",
+            t,
+            |t| match units::parse_duration(t)? {
+                d if d.is_zero() => Err(format!(
+                    "invalid commit-interval '{t}': must be longer than 0 (e.g. 100ms)"
+                )),
+                d => Ok(d),
+            },
+        )
+    });
+    let records =
+        raw.transaction_records.as_ref().and_then(|n| {
+            report.check("kafka.transaction-records", n, |n| match n.parse::<usize>() {
+            Ok(n @ 1..=1_000_000) => Ok(n),
+            _ => Err(format!(
+                "invalid transaction-records '{n}': expected a whole number from 1 to 1000000"
+            )),
+        })
+        });
     Some(KafkaConfig {
         brokers: brokers?,
         application_id: application_id?,
         properties,
+        transactions: Transactions {
+            interval: interval.unwrap_or(base.interval),
+            records: records.unwrap_or(base.records),
+        },
     })
 }
 

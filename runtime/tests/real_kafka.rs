@@ -140,20 +140,11 @@ fn app_dir(input: &str, output: &str, id: &str) -> tempfile::TempDir {
 
 /// Like [`app_dir`], with `extra` appended to the binding's YAML flow map.
 fn app_dir_with(input: &str, output: &str, id: &str, extra: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("functions")).unwrap();
-    std::fs::copy(
-        common::guest("probe"),
-        dir.path().join("functions/probe.wasm"),
+    app(
+        id,
+        "",
+        &format!("bindings:\n  probe: {{ function: probe, in: {input}, out: {output}{extra} }}\n"),
     )
-    .unwrap();
-    let yaml = format!(
-        "kafka:\n  brokers: {}\n  application-id: crash-{id}\n  properties:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n\
-         bindings:\n  probe: {{ function: probe, in: {input}, out: {output}{extra} }}\n",
-        bootstrap()
-    );
-    std::fs::write(dir.path().join("kfn.yaml"), yaml).unwrap();
-    dir
 }
 
 /// Produces `count` numbered, keyed records at about `per_sec`, in the background.
@@ -234,19 +225,7 @@ async fn wait_for_all(topic: &str, count: u32) -> BTreeMap<u32, u32> {
 }
 
 fn create_topic(topic: &str, partitions: i32) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<_> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .unwrap();
-    let rt = tokio::runtime::Handle::current();
-    tokio::task::block_in_place(|| {
-        rt.block_on(admin.create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        ))
-    })
-    .expect("create topic");
+    common::create_topic(&bootstrap(), topic, partitions);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -979,11 +958,7 @@ async fn exactly_once_windows_closing_throughout_survive_kill_9_five_times() {
         twice.is_empty(),
         "windows reported more than once: {twice:?}"
     );
-    let wrong: Vec<_> = expected
-        .iter()
-        .filter(|(k, v)| got.get(*k) != Some(*v))
-        .map(|(k, v)| format!("{k:?}: expected {v}, got {:?}", got.get(k)))
-        .collect();
+    let wrong = common::differences(&expected, &got);
     assert!(
         wrong.is_empty() && got.len() == expected.len(),
         "{} windows expected, {} reported; wrong: {wrong:?}",

@@ -23,19 +23,7 @@ fn bootstrap() -> String {
 }
 
 fn create_topic(topic: &str, partitions: i32) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<_> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .unwrap();
-    let rt = tokio::runtime::Handle::current();
-    tokio::task::block_in_place(|| {
-        rt.block_on(admin.create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        ))
-    })
-    .expect("create topic");
+    common::create_topic(&bootstrap(), topic, partitions);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,11 +128,7 @@ async fn a_million_preloaded_records_count_exactly() {
         "heavy: every window final {:?} after kfn started",
         started.elapsed()
     );
-    let wrong: Vec<_> = expected
-        .iter()
-        .filter(|(k, v)| got.get(*k) != Some(*v))
-        .map(|(k, v)| format!("{k:?}: expected {v}, got {:?}", got.get(k)))
-        .collect();
+    let wrong = common::differences(&expected, &got);
     assert!(
         wrong.is_empty(),
         "{} of {} windows differ: {wrong:?}",

@@ -7,8 +7,8 @@
 //!   input order, with up to [`MAX_IN_FLIGHT`] records on their way;
 //! - [`Transactional`] (exactly-once): batches are produced into one Kafka
 //!   transaction, committed with their input offsets every `kafka.commit-interval`
-//!   (or `kafka.transaction-records` records); an aborted transaction rewinds the source and the
-//!   step's state, and the records are processed again.
+//!   (or `kafka.transaction-records` records); an aborted transaction rewinds the
+//!   source and the step's state, and the records are processed again.
 //!
 //! Reading, batching, sorting outcomes, pausing, dead-lettering and counting are
 //! shared, so the two cannot drift apart. A failing record never stops a binding: it
@@ -437,7 +437,8 @@ fn sort_outcomes(
 /// they always see every handled record delivered.
 pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delivery: D) {
     let tick_every = step.tick_every();
-    let restartable = step.restartable();
+    // Batches on the step's thread at once.
+    let depth = if step.restartable() { 2 } else { 1 };
     let step = match Dedicated::spawn(b.name(), step) {
         Ok(s) => s,
         Err(e) => {
@@ -454,7 +455,6 @@ pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delive
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending: VecDeque<Record> = VecDeque::new();
     let mut running: VecDeque<Running> = VecDeque::new();
-    let depth = if restartable { 2 } else { 1 };
     let mut paused: Option<watch::Receiver<u64>> = None;
     let mut broker_down = false;
     let mut lagging: Vec<i32> = Vec::new();
@@ -463,6 +463,15 @@ pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delive
     let flush = delivery.flush_each_batch();
     b.stats.set_state(BindingState::Running, None);
 
+    // Hands the step's thread what was read, if it has room for another batch.
+    macro_rules! start_if_room {
+        () => {
+            b.drop_stale(&mut pending);
+            if running.len() < depth && paused.is_none() && !pending.is_empty() {
+                running.push_back(start_batch(&b, &step, &mut pending, &refused, flush));
+            }
+        };
+    }
     // What came back for the oldest batch on the step's thread: sorted and
     // delivered. If it paused, the batches handed over after it are taken back
     // unsorted (their step is [`Step::restartable`]) and their records wait behind
@@ -482,10 +491,7 @@ pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delive
             match sorted {
                 Ok((done, fx)) => {
                     // The next batch goes to the step's thread before this one is sent.
-                    b.drop_stale(&mut pending);
-                    if paused.is_none() && !pending.is_empty() && running.len() < depth {
-                        running.push_back(start_batch(&b, &step, &mut pending, &refused, flush));
-                    }
+                    start_if_room!();
                     if !done.is_empty() || !fx.is_empty() {
                         delivery.deliver(&b.route, done, fx);
                     }
@@ -508,10 +514,7 @@ pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delive
     }
 
     loop {
-        b.drop_stale(&mut pending);
-        if running.len() < depth && paused.is_none() && !pending.is_empty() {
-            running.push_back(start_batch(&b, &step, &mut pending, &refused, flush));
-        }
+        start_if_room!();
         if let Some(a) = &b.activity {
             a.set(
                 !pending.is_empty()

@@ -90,6 +90,36 @@ impl Read {
     }
 }
 
+/// Creates `topic` on a real broker (one replica); call from a multi-threaded runtime.
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::block_in_place(|| {
+        rt.block_on(admin.create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+    })
+    .expect("create topic");
+}
+
+/// The entries of `expected` that `got` lacks or holds another value for, each as
+/// `key: expected v, got w`.
+pub fn differences<K: std::fmt::Debug + Ord, V: std::fmt::Debug + PartialEq>(
+    expected: &std::collections::BTreeMap<K, V>,
+    got: &std::collections::BTreeMap<K, V>,
+) -> Vec<String> {
+    expected
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k:?}: expected {v:?}, got {:?}", got.get(k)))
+        .collect()
+}
+
 pub fn producer(bootstrap: &str) -> FutureProducer {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)

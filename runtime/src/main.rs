@@ -86,8 +86,8 @@ enum Command {
     },
     /// Create a function folder from a template, ready for `kfn build`.
     New {
-        /// supplier, function or consumer.
-        #[arg(value_parser = ["supplier", "function", "consumer"])]
+        /// function, consumer, supplier or aggregator.
+        #[arg(value_parser = kfn::wasm::World::names())]
         world: String,
         /// The function's name (its folder and .wasm).
         name: String,
@@ -392,14 +392,12 @@ fn new(world: &str, name: &str, lang: &str, dir: Option<PathBuf>) -> anyhow::Res
     let dir = functions_dir(dir);
     let folder = kfn::scaffold::new_function(&dir, world, name, lang)?;
     let kfn = kfn_command();
-    let example = match world {
-        "supplier" => format!("{name}: {{ supplier: {name}, every: 1s, out: my-topic }}"),
-        "consumer" => format!("{name}: {{ consumer: {name}, in: my-topic }}"),
-        _ => format!("{name}: {{ function: {name}, in: my-topic, out: my-output }}"),
-    };
+    let example = kfn::wasm::World::named(world)
+        .map(|w| w.info().example.replace("NAME", name))
+        .unwrap_or_default();
     println!("created {} ({lang} {world})", folder.display());
     println!(
-        "next: `{kfn} build`, then bind it in kfn.yaml's bindings (e.g. `{example}`); a running `{kfn} up` loads it live"
+        "next: `{kfn} build`, then use it in kfn.yaml (e.g. `{example}`); a running `{kfn} up` loads it live"
     );
     Ok(())
 }

@@ -576,9 +576,18 @@ fn window_counts(answer: &serde_json::Value) -> BTreeMap<(String, i64), u64> {
             w["key"].as_str().unwrap().to_string(),
             w["start"].as_i64().unwrap(),
         );
-        *out.entry(key).or_default() += w["value"].as_u64().unwrap();
+        *out.entry(key).or_default() += count_of(&w["value"]);
     }
     out
+}
+
+/// A window's count: the value of `aggregate: count`, or the `records` an aggregator
+/// function (the agg-probe guest) reports; 0 while an aggregator has not finished it.
+fn count_of(value: &serde_json::Value) -> u64 {
+    value
+        .as_u64()
+        .or_else(|| value["records"].as_u64())
+        .unwrap_or(0)
 }
 
 fn partitions_of(answer: &serde_json::Value) -> Vec<i64> {
@@ -599,18 +608,29 @@ fn partitions_of(answer: &serde_json::Value) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a real Kafka broker: see the module docs"]
 async fn two_instances_share_a_stage_and_one_survives_the_other() {
+    scale_out("count").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real Kafka broker: see the module docs"]
+async fn the_survivor_of_two_instances_restores_an_aggregator_functions_state() {
+    // The survivor restores the dead instance's partitions, guest state included,
+    // from the changelog, and finishes with the oracle's values.
+    scale_out("{ function: agg-probe }").await;
+}
+
+async fn scale_out(aggregate: &str) {
     let id = unique();
     let input = format!("scale-in-{id}");
     create_topic(&input, 6);
     // Grouped by a value field, so the stage repartitions by it; windows stay open.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("functions")).unwrap();
-    let yaml = format!(
-        "kafka:\n  brokers: {}\n  application-id: scale-{id}\n  properties:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n\
-         analytics:\n  counts: {{ in: {input}, key: /user, window: {{ tumbling: 10m, grace: 24h }}, aggregate: count, serve: /counts, guarantee: exactly-once }}\n",
-        bootstrap()
+    let dir = app(
+        &format!("scale-{id}"),
+        "",
+        &format!(
+            "analytics:\n  counts: {{ in: {input}, key: /user, window: {{ tumbling: 10m, grace: 24h }}, aggregate: {aggregate}, serve: /counts, guarantee: exactly-once }}\n"
+        ),
     );
-    std::fs::write(dir.path().join("kfn.yaml"), yaml).unwrap();
 
     let a = Kfn::start_as(dir.path(), "a");
     let b = Kfn::start_as(dir.path(), "b");
@@ -710,15 +730,17 @@ async fn two_instances_share_a_stage_and_one_survives_the_other() {
 }
 
 /// A kfn app in a new folder: `kfn.yaml` with `body` after the kafka section, and the
-/// probe guest in `functions/`.
+/// probe and agg-probe guests in `functions/`.
 fn app(id: &str, properties: &str, body: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("functions")).unwrap();
-    std::fs::copy(
-        common::guest("probe"),
-        dir.path().join("functions/probe.wasm"),
-    )
-    .unwrap();
+    for guest in ["probe", "agg-probe"] {
+        std::fs::copy(
+            common::guest(guest),
+            dir.path().join(format!("functions/{guest}.wasm")),
+        )
+        .unwrap();
+    }
     let yaml = format!(
         "kafka:\n  brokers: {}\n  application-id: app-{id}\n  properties:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n{properties}{body}",
         bootstrap()
@@ -841,11 +863,13 @@ async fn an_output_the_broker_refuses_is_dead_lettered_under_both_guarantees() {
     }
 }
 
-/// A stage `counts` counting per `/name` in `window`, from a new six-partition input
-/// to a new output: (input, output, dead-letter topic, app folder).
+/// A stage `counts` counting per `/name` in `window` with `aggregate` (`count`, or
+/// the agg-probe aggregator, which counts too), from a new six-partition input to a
+/// new output: (input, output, dead-letter topic, app folder).
 fn counting_stage(
     id: &str,
     window: &str,
+    aggregate: &str,
     guarantee: &str,
 ) -> (String, String, String, tempfile::TempDir) {
     let (input, output) = (format!("count-in-{id}"), format!("count-out-{id}"));
@@ -855,7 +879,7 @@ fn counting_stage(
         id,
         "",
         &format!(
-            "analytics:\n  counts: {{ in: {input}, key: /name, window: {window}, aggregate: count, out: {output}, guarantee: {guarantee} }}\n"
+            "analytics:\n  counts: {{ in: {input}, key: /name, window: {window}, aggregate: {aggregate}, out: {output}, guarantee: {guarantee} }}\n"
         ),
     );
     (input, output, format!("app-{id}.counts.dlq"), dir)
@@ -909,7 +933,7 @@ async fn finals(topic: &str) -> (BTreeMap<(String, i64), u64>, BTreeMap<(String,
             v["key"].as_str().unwrap().to_string(),
             v["start"].as_i64().unwrap(),
         );
-        values.insert(id.clone(), v["value"].as_u64().unwrap());
+        values.insert(id.clone(), count_of(&v["value"]));
         *times.entry(id).or_default() += 1;
     }
     (values, times)
@@ -918,9 +942,22 @@ async fn finals(topic: &str) -> (BTreeMap<(String, i64), u64>, BTreeMap<(String,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a real Kafka broker: see the module docs"]
 async fn exactly_once_windows_closing_throughout_survive_kill_9_five_times() {
+    windows_survive_kill_9_five_times("count").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real Kafka broker: see the module docs"]
+async fn exactly_once_aggregator_function_state_survives_kill_9_five_times() {
+    // The guest's state bytes go to the changelog in the input's transaction and are
+    // restored after each kill: each window's final value is the oracle's, once.
+    windows_survive_kill_9_five_times("{ function: agg-probe }").await;
+}
+
+async fn windows_survive_kill_9_five_times(aggregate: &str) {
     // Grouped by a value field (repartitioned), 2 s windows, no grace: every window
     // closes while kfn is killed and restarted around it.
-    let (input, output, dlq, dir) = counting_stage(&unique(), "{ tumbling: 2s }", "exactly-once");
+    let (input, output, dlq, dir) =
+        counting_stage(&unique(), "{ tumbling: 2s }", aggregate, "exactly-once");
     let kfn = Kfn::start(dir.path());
     // Produce only once kfn reads: a first contact with a backlog is not what this tests.
     eventually(LONG, "kfn to hold its partitions", async || {
@@ -986,6 +1023,7 @@ async fn seconds_behind(guarantee: &str) {
     let (input, output, dlq, dir) = counting_stage(
         &format!("{}-{guarantee}", unique()),
         "{ tumbling: 1s, idle: 2s }",
+        "count",
         guarantee,
     );
     // Six seconds of input before kfn starts: it begins seconds behind, reading every

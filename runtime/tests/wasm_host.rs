@@ -288,3 +288,71 @@ fn a_growing_heap_gets_a_fresh_instance_before_it_hits_the_cap() {
         w.instantiations()
     );
 }
+
+#[test]
+fn a_guest_built_against_the_0_1_0_contract_loads_and_runs_unchanged() {
+    // probe-v010 imports kfn:component/host@0.1.0; this kfn provides 0.1.1, which
+    // the linker accepts as semver-compatible.
+    let (reg, _cache) = registry();
+    let loaded = reg
+        .load_blocking("old", &common::guest("probe-v010"))
+        .expect("a 0.1.0 guest loads");
+    assert_eq!(loaded.world, World::Function);
+    let mut w = worker(&reg, "old", World::Function, Limits::default());
+    let out = w.process(&record("x")).unwrap();
+    assert_eq!(text(&out[0].value), "v0.1.0:x:blue", "host.config answered");
+}
+
+#[test]
+fn an_aggregator_is_called_through_its_own_world() {
+    let (reg, _cache) = registry();
+    let loaded = reg
+        .load_blocking("agg", &common::guest("agg-probe"))
+        .unwrap();
+    assert_eq!(loaded.world, World::Aggregator);
+    let mut w = worker(&reg, "agg", World::Aggregator, Limits::default());
+    let msg = |v: &str| kfn::wasm::lend_message(&mut record(v), |m| m.clone());
+    let empty = w.init().unwrap();
+    let a = w.add(&empty, &msg("abc")).unwrap();
+    let a = w.add(&a, &msg("de")).unwrap();
+    let b = w.add(&empty, &msg("f")).unwrap();
+    let merged = w.merge(&a, &b).unwrap();
+    assert_eq!(
+        text(&w.finish(&merged).unwrap()),
+        r#"{"records":3,"bytes":6,"version":1}"#
+    );
+    assert_eq!(w.merge(&empty, &b).unwrap(), b, "merge(init(), s) == s");
+    let refused = w.add(&a, &msg("refuse")).unwrap_err();
+    assert!(
+        matches!(&refused, CallError::Guest { message } if message.contains("refuses")),
+        "{refused}"
+    );
+    assert!(matches!(
+        w.add(&a, &msg("trap")),
+        Err(CallError::Trap { .. })
+    ));
+    assert!(
+        w.finish(b"not a state").is_err(),
+        "an unreadable state is the guest's error"
+    );
+    assert_eq!(
+        text(&w.finish(&a).unwrap()),
+        r#"{"records":2,"bytes":5,"version":1}"#,
+        "after a trap, a fresh instance"
+    );
+
+    // A binding that needs a function does not run an aggregator, and says why.
+    let mut f = worker(&reg, "agg", World::Function, Limits::default());
+    let err = f.process(&record("x")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::WrongWorld {
+                expected: World::Function,
+                actual: World::Aggregator,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

@@ -75,3 +75,14 @@ export function fmtWindowValue(value) {
   return JSON.stringify(value, (_, v) =>
     typeof v === "number" && !Number.isInteger(v) ? Math.round(v * 100) / 100 : v);
 }
+
+/**
+ * The numbers in a window value, as dotted paths: `views`, `p95.count`. An
+ * aggregator function's value is whatever JSON it returns; its numbers (two levels
+ * deep at most) are what can be charted.
+ */
+export function numericPaths(value, prefix = "", depth = 0) {
+  if (typeof value === "number") return prefix ? [prefix] : [];
+  if (!value || typeof value !== "object" || Array.isArray(value) || depth >= 2) return [];
+  return Object.entries(value).flatMap(([k, v]) => numericPaths(v, prefix ? `${prefix}.${k}` : k, depth + 1));
+}

@@ -29,7 +29,22 @@ pub mod real;
 
 const PARTITIONS: i32 = 3;
 /// The stages measured, by store name.
-const STAGES: [&str; 3] = ["tumbling", "hopping", "session"];
+const STAGES: [&str; 5] = ["tumbling", "hopping", "session", "agg-rust", "agg-python"];
+
+/// The aggregator functions measured against the built-in count, on the same 5 s
+/// tumbling windows: (stage, label, example function).
+const AGGREGATORS: [(&str, &str, &str); 2] = [
+    (
+        "agg-rust",
+        "kfn: aggregator function, Rust (duration-p95), 5 s tumbling",
+        "duration-p95",
+    ),
+    (
+        "agg-python",
+        "kfn: aggregator function, Python (distinct-users-py), 5 s tumbling",
+        "distinct-users-py",
+    ),
+];
 
 /// One measured run.
 pub struct Measured {
@@ -129,7 +144,24 @@ pub async fn run(records: usize, languages: bool, output: Option<PathBuf>) -> an
         runs.push(Measured {
             name: label,
             records,
-            elapsed: stage(&settings, name, window(kind), records).await?,
+            elapsed: stage(&settings, name, window(kind), None, records).await?,
+        });
+    }
+    for (name, label, function) in AGGREGATORS {
+        let wasm = Path::new("functions").join(format!("{function}.wasm"));
+        if !wasm.exists() {
+            eprintln!(
+                "kfn bench: {label}: skipped, {} is missing (`cargo kfn build`)",
+                wasm.display()
+            );
+            continue;
+        }
+        eprintln!("kfn bench: {label} ...");
+        let tumbling = window(WindowKind::Tumbling(s(5)));
+        runs.push(Measured {
+            name: label,
+            records,
+            elapsed: stage(&settings, name, tumbling, Some((function, &wasm)), records).await?,
         });
     }
     eprintln!("kfn bench: memory per open window ...");
@@ -296,15 +328,24 @@ async fn function_binding(
     .await
 }
 
-/// A stage over `bench-in` grouped by record key, with `window`; measures until every
-/// record went into its windows.
+/// A stage over `bench-in` grouped by record key, with `window` and a count, or the
+/// aggregator `function` (name, .wasm); measures until every record went into its
+/// windows.
 async fn stage(
     settings: &KafkaSettings,
     name: &str,
     window: WindowConfig,
+    function: Option<(&str, &Path)>,
     records: usize,
 ) -> anyhow::Result<Duration> {
     let ctx = context(settings)?;
+    let aggregate = match function {
+        Some((function, wasm)) => {
+            ctx.registry.load(function, wasm).await?;
+            Aggregate::Function(function.into())
+        }
+        None => Aggregate::Count,
+    };
     let stage = AnalyticsConfig {
         input: "bench-in".into(),
         function: None,
@@ -312,7 +353,7 @@ async fn stage(
         limits: limits(),
         key: KeySelector::RecordKey,
         window,
-        aggregate: Aggregates::One(Aggregate::Count),
+        aggregate: Aggregates::One(aggregate),
         emit: EmitConfig::Final,
         output: Some(format!("bench-out-{name}")),
         serve: None,
@@ -337,6 +378,7 @@ fn limits() -> config::Limits {
         cpu_time: config::defaults::CPU_TIME,
         attempts: 1,
         retry_backoff: Duration::ZERO,
+        state_bytes: config::defaults::STATE_BYTES,
     }
 }
 

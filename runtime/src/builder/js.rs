@@ -27,6 +27,7 @@ use std::process::{Command, Stdio};
 
 use super::tools::{run_capturing, sources, strip_ansi};
 use super::{Job, Language};
+use crate::wasm::World;
 
 /// The componentize-js version the templates and examples pin.
 pub const COMPONENTIZE_JS_VERSION: &str = "0.23.0";
@@ -35,7 +36,6 @@ const MIN_NODE_MAJOR: u32 = 20;
 const NODE_INSTALL: &str = "install Node.js 20 or newer with npm (Debian/Ubuntu with the NodeSource repository: `sudo apt-get install -y nodejs`; Debian 13+/Ubuntu 24.04+: `sudo apt-get install -y nodejs npm`)";
 /// WASI features componentize-js includes by default that kfn guests do not need.
 const DISABLED_FEATURES: &[&str] = &["http", "fetch-event"];
-const WORLDS: &[&str] = &["function", "consumer", "supplier"];
 
 pub const LANGUAGE: Language = Language {
     name: "javascript",
@@ -133,10 +133,15 @@ fn build(job: &Job<'_>) -> Result<(), String> {
     let (folder, wasm) = (job.folder, job.wasm);
     let manifest = manifest(folder)?;
     let world = manifest["kfn"]["world"].as_str().unwrap_or_default();
-    if !WORLDS.contains(&world) {
+    if World::named(world).is_none() {
         return Err(format!(
-            "{}: set \"kfn\": {{\"world\": \"function\"}} (or \"consumer\" / \"supplier\") in package.json",
-            folder.display()
+            "{}: set \"kfn\": {{\"world\": \"function\"}} (or {}) in package.json",
+            folder.display(),
+            World::names()[1..]
+                .iter()
+                .map(|w| format!("\"{w}\""))
+                .collect::<Vec<_>>()
+                .join(" / ")
         ));
     }
     let main = manifest["main"].as_str().unwrap_or("app.js");

@@ -21,15 +21,11 @@ use std::process::{Command, Stdio};
 
 use super::tools::{run_capturing, strip_ansi, tools_dir};
 use super::{Job, Language};
+use crate::wasm::{WORLDS, World};
 
 /// The componentize-py version kfn installs.
 pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 const PYTHON_INSTALL: &str = "install Python 3.9+ with venv support (Debian/Ubuntu: `sudo apt-get install -y python3 python3-venv`)";
-const EXPORTS: &[(&str, &str)] = &[
-    ("function", "process"),
-    ("consumer", "consume"),
-    ("supplier", "supply"),
-];
 
 pub const LANGUAGE: Language = Language {
     name: "python",
@@ -121,28 +117,31 @@ fn world(app: &Path) -> Result<&'static str, String> {
     for line in source.lines().map(str::trim) {
         if let Some(named) = line.strip_prefix("# kfn-world:") {
             let named = named.trim();
-            return EXPORTS
-                .iter()
-                .find(|(w, _)| *w == named)
-                .map(|(w, _)| *w)
-                .ok_or_else(|| {
-                    format!(
-                        "{}: unknown world '{named}' in `# kfn-world:` (function, consumer or supplier)",
-                        app.display()
-                    )
-                });
+            return World::named(named).map(World::name).ok_or_else(|| {
+                format!(
+                    "{}: unknown world '{named}' in `# kfn-world:` ({})",
+                    app.display(),
+                    World::names().join(", ")
+                )
+            });
         }
-        for (world, export) in EXPORTS {
-            if line.starts_with(&format!("def {export}(")) && !found.contains(world) {
-                found.push(*world);
+        for w in &WORLDS {
+            if line.starts_with(&format!("def {}(", w.export)) && !found.contains(&w.name) {
+                found.push(w.name);
             }
         }
     }
     match found[..] {
         [world] => Ok(world),
         _ => Err(format!(
-            "{}: cannot tell the world: define exactly one of `def process(self, msg)`, `def consume(self, msg)` or `def supply(self)` in class WitWorld, or add a line `# kfn-world: function` (or consumer / supplier)",
-            app.display()
+            "{}: cannot tell the world: define exactly one of {} in class WitWorld, or add a line `# kfn-world: function` (or {})",
+            app.display(),
+            WORLDS
+                .iter()
+                .map(|w| format!("`{}`", w.python))
+                .collect::<Vec<_>>()
+                .join(", "),
+            World::names()[1..].join(" / ")
         )),
     }
 }

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use wit_component::{ComponentEncoder, StringEncoding};
 
 use super::wit::Contract;
+use crate::wasm::World;
 
 /// Where kfn keeps the tools it installs (the componentize-py virtualenv): `$KFN_TOOLS_DIR`,
 /// else `$XDG_CACHE_HOME/kfn/tools`, else `~/.cache/kfn/tools`. A per-user cache, not
@@ -200,9 +201,6 @@ pub fn generate_bindings(
     Ok(())
 }
 
-/// The world names of the contract.
-pub const WORLDS: [&str; 3] = ["function", "consumer", "supplier"];
-
 /// The world named by a `// kfn:world NAME` line in one of `files`.
 pub fn world_marker(folder: &Path, files: &[PathBuf], suggest: &str) -> Result<String, String> {
     let mut found: Option<(String, PathBuf)> = None;
@@ -219,11 +217,11 @@ pub fn world_marker(folder: &Path, files: &[PathBuf], suggest: &str) -> Result<S
                 continue;
             };
             let world = rest.trim();
-            if !WORLDS.contains(&world) {
+            if World::named(world).is_none() {
                 return Err(format!(
                     "{}: `kfn:world {world}` names no world; use one of: {}",
                     file.display(),
-                    WORLDS.join(", ")
+                    World::names().join(", ")
                 ));
             }
             match &found {
@@ -240,8 +238,9 @@ pub fn world_marker(folder: &Path, files: &[PathBuf], suggest: &str) -> Result<S
     }
     found.map(|(w, _)| w).ok_or_else(|| {
         format!(
-            "{}: no world marker; add a line `// kfn:world function` (or consumer, supplier) to {suggest}",
-            folder.display()
+            "{}: no world marker; add a line `// kfn:world function` (or {}) to {suggest}",
+            folder.display(),
+            World::names()[1..].join(", ")
         )
     })
 }

@@ -79,12 +79,26 @@ impl Contract {
             .lines()
             .find_map(|l| l.trim().strip_prefix("package "))
             .map(|p| p.trim_end_matches(';').trim().to_string())?;
-        (package != assets::WIT_PACKAGE).then(|| {
-            format!(
+        if package == assets::WIT_PACKAGE {
+            return None;
+        }
+        // 0.1.x only adds to 0.1.0: what was built against an older one still loads.
+        let older = package
+            .strip_prefix("kfn:component@0.1.")
+            .zip(assets::WIT_PACKAGE.strip_prefix("kfn:component@0.1."));
+        Some(match older {
+            Some((theirs, ours)) if theirs.parse::<u32>().ok() < ours.parse::<u32>().ok() => {
+                format!(
+                    "{} declares {package}, older than the {} this kfn runs: its functions load, but newer worlds (aggregator) need the new contract; `kfn init --wit` writes it",
+                    self.file().display(),
+                    assets::WIT_PACKAGE
+                )
+            }
+            _ => format!(
                 "{} declares {package} but this kfn runs {}; functions built against it may not load. `kfn init --wit` writes the current contract",
                 self.file().display(),
                 assets::WIT_PACKAGE
-            )
+            ),
         })
     }
 

@@ -57,6 +57,8 @@ pub mod defaults {
     /// transient failure; a bounded number means a poison record never stalls a
     /// partition.
     pub const ATTEMPTS: u32 = 3;
+    /// `limits.state`: the largest state an aggregator may keep per window.
+    pub const STATE_BYTES: u64 = 1 << 20;
     /// First retry delay (then 200 ms, 400 ms, ... up to 1 s).
     pub const RETRY_BACKOFF: Duration = Duration::from_millis(100);
     /// `kafka.commit-interval`: how often an exactly-once binding or stage commits its
@@ -205,6 +207,8 @@ pub struct Limits {
     pub attempts: u32,
     /// Wait before the first retry; it doubles per retry, up to ten times this.
     pub retry_backoff: Duration,
+    /// Largest state an aggregator function may keep per window, in bytes.
+    pub state_bytes: u64,
 }
 
 /// What a binding does with its function.
@@ -356,6 +360,24 @@ pub enum Aggregate {
     Max(String),
     /// Average.
     Avg(String),
+    /// A user-defined aggregate: the named function of world `aggregator`.
+    Function(String),
+}
+
+impl Aggregates {
+    /// The aggregator function it calls, if any (a stage calls at most one).
+    pub fn function(&self) -> Option<&str> {
+        fn function(a: &Aggregate) -> Option<&str> {
+            match a {
+                Aggregate::Function(f) => Some(f.as_str()),
+                _ => None,
+            }
+        }
+        match self {
+            Aggregates::One(a) => function(a),
+            Aggregates::Named(list) => list.iter().find_map(|(_, a)| function(a)),
+        }
+    }
 }
 
 /// `http:`.
@@ -500,7 +522,12 @@ impl Config {
     /// The names of all functions referenced by bindings and analytics.
     pub fn referenced_functions(&self) -> BTreeSet<String> {
         let bound = self.bindings.values().map(|b| b.function.clone());
-        let staged = self.analytics.values().filter_map(|a| a.function.clone());
+        let staged = self.analytics.values().flat_map(|a| {
+            a.function
+                .iter()
+                .cloned()
+                .chain(a.aggregate.function().map(str::to_owned))
+        });
         bound.chain(staged).collect()
     }
 }

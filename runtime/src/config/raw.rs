@@ -85,6 +85,9 @@ pub struct RawLimits {
     pub attempts: Option<Located<String>>,
     /// Wait before the first retry, doubling up to 10 times as long, e.g. `100ms`.
     pub retry_backoff: Option<Located<String>>,
+    /// Largest state an aggregator function keeps per window, e.g. `1MiB` (the
+    /// default); a record that would grow it further is dead-lettered.
+    pub state: Option<Located<String>>,
 }
 
 /// One entry of `bindings:` — a function bound to topics.
@@ -132,7 +135,8 @@ pub struct RawStage {
     /// The window.
     pub window: Option<Located<RawWindow>>,
     /// What to compute per key and window: `count`, `{ sum|min|max|avg: /pointer }`,
-    /// or a map of names to those (the window's value is then an object).
+    /// `{ function: NAME }` (an aggregator function), or a map of names to those (the
+    /// window's value is then an object).
     // Validation reads it from the tree, which tells the two forms apart.
     #[schemars(with = "Option<AggregateSchema>")]
     pub aggregate: Option<serde::de::IgnoredAny>,
@@ -203,6 +207,9 @@ pub enum RawAggregate {
     Max(Located<String>),
     /// Average of the number at this pointer.
     Avg(Located<String>),
+    /// A user-defined aggregate: the function (world `aggregator`) of this name in
+    /// the functions folder, e.g. `{ function: p95 }`.
+    Function(Located<String>),
 }
 
 /// The shapes `aggregate:` takes, for the JSON Schema only (validation reads the
@@ -218,7 +225,7 @@ enum AggregateSchema {
 }
 
 /// The names of [`RawAggregate`]'s forms.
-pub const AGGREGATES: &[&str] = &["count", "sum", "min", "max", "avg"];
+pub const AGGREGATES: &[&str] = &["count", "sum", "min", "max", "avg", "function"];
 
 /// `http:` — the dashboard and SSE server.
 #[derive(Debug, Deserialize, JsonSchema)]

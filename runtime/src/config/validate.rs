@@ -212,6 +212,7 @@ fn functions(
         cpu_time: defaults::CPU_TIME,
         attempts: defaults::ATTEMPTS,
         retry_backoff: defaults::RETRY_BACKOFF,
+        state_bytes: defaults::STATE_BYTES,
     };
     let limits = match raw.as_ref().and_then(|r| r.limits.as_ref()) {
         Some(raw) => merge_limits("functions.limits", raw, &defaults, report),
@@ -265,7 +266,12 @@ fn merge_limits(path: &str, raw: &RawLimits, base: &Limits, report: &mut Report)
             units::parse_duration(t)
         })
     });
+    let state_bytes = raw
+        .state
+        .as_ref()
+        .and_then(|s| report.check(&format!("{path}.state"), s, |s| units::parse_size(s)));
     Limits {
+        state_bytes: state_bytes.unwrap_or(base.state_bytes),
         memory_bytes: memory_bytes.unwrap_or(base.memory_bytes),
         cpu_time: cpu_time.unwrap_or(base.cpu_time),
         attempts: attempts.unwrap_or(base.attempts),

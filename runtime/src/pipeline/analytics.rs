@@ -173,14 +173,8 @@ impl Step for WindowStep {
         };
         // Stream time is kept per input partition a record came from.
         let source = origin(record).map_or(record.partition, |(_, p, _)| p);
-        match self.operator.add(
-            record.partition,
-            record.lease,
-            source,
-            record.timestamp_ms,
-            &key,
-            &values,
-        ) {
+        let ts = record.timestamp_ms;
+        match self.operator.add(record, source, ts, &key, &values) {
             Ok(None) => Outcome::emit(Vec::new()),
             Ok(Some(late)) => Outcome::fail(
                 late_message(&self.operator, &key, &late),
@@ -191,11 +185,17 @@ impl Step for WindowStep {
             Err(AddError::Stopping) => Outcome::Pause {
                 reason: "stopping while state was restored".into(),
             },
+            // Refused by the aggregator: dead-lettered now, not retried (it is pure).
+            Err(AddError::Guest(e)) => failed((e, 1)),
         }
     }
 
     fn changed(&self) -> Option<watch::Receiver<u64>> {
-        Some(self.operator.ownership.changes())
+        // A pause is the aggregator's (not loaded, broken) or a restore's.
+        match &self.operator.guest {
+            Some(guest) => Some(guest.worker.changes()),
+            None => Some(self.operator.ownership.changes()),
+        }
     }
 
     fn flush(&mut self) -> Effects {

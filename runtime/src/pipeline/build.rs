@@ -19,7 +19,7 @@ use crate::config::{self, AnalyticsConfig, BindingConfig, Guarantee};
 use crate::kafka::{KafkaSettings, Sink, Source, TxnSink};
 use crate::observe::{BindingKind, BindingState, BindingStats, EventKind, Events};
 use crate::wasm::{GuestIdentity, Limits, LiveConfig, Registry, Worker, World};
-use crate::window::{Behind, Operator, Restorer, Stage, WindowStore};
+use crate::window::{Aggregator, Behind, Operator, Restorer, Stage, WindowStore};
 
 /// What every binding and stage is built with.
 #[derive(Clone)]
@@ -286,6 +286,10 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
             sources_from: a.repartitions().then(|| a.input.clone()),
             sources: None,
             behind: behind.clone(),
+            guest: a.aggregate.function().map(|f| Aggregator {
+                worker: ctx.worker(name, f, &a.config, &a.limits, World::Aggregator),
+                max_state: usize::try_from(a.limits.state_bytes).unwrap_or(usize::MAX),
+            }),
         },
         extract,
         direct: !a.repartitions(),

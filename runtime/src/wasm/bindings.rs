@@ -2,7 +2,7 @@
 //!
 //! wasmtime's `bindgen!` generates one world per invocation, and a guest targets one
 //! world, so there is one invocation per world. The `function` world owns the shared
-//! `types` and `host` interfaces; the other two reuse them through `with:` so the
+//! `types` and `host` interfaces; the others reuse them through `with:` so the
 //! host trait is implemented exactly once.
 
 pub mod function {
@@ -27,6 +27,17 @@ pub mod supplier {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "supplier",
+        with: {
+            "kfn:component/types": super::function::kfn::component::types,
+            "kfn:component/host": super::function::kfn::component::host,
+        },
+    });
+}
+
+pub mod aggregator {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "aggregator",
         with: {
             "kfn:component/types": super::function::kfn::component::types,
             "kfn:component/host": super::function::kfn::component::host,

@@ -11,7 +11,9 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 use wasmtime::component::InstancePre;
 
-use super::bindings::{consumer::ConsumerPre, function::FunctionPre, supplier::SupplierPre};
+use super::bindings::{
+    aggregator::AggregatorPre, consumer::ConsumerPre, function::FunctionPre, supplier::SupplierPre,
+};
 use super::engine::WasmEngine;
 use super::host::HostState;
 use super::{LoadError, World};
@@ -39,6 +41,7 @@ pub(super) enum Pre {
     Function(FunctionPre<HostState>),
     Consumer(ConsumerPre<HostState>),
     Supplier(SupplierPre<HostState>),
+    Aggregator(AggregatorPre<HostState>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -295,6 +298,9 @@ impl Registry {
             World::Function => Pre::Function(FunctionPre::new(instance_pre).map_err(link_err)?),
             World::Consumer => Pre::Consumer(ConsumerPre::new(instance_pre).map_err(link_err)?),
             World::Supplier => Pre::Supplier(SupplierPre::new(instance_pre).map_err(link_err)?),
+            World::Aggregator => {
+                Pre::Aggregator(AggregatorPre::new(instance_pre).map_err(link_err)?)
+            }
         };
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         Ok((

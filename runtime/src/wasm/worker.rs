@@ -12,7 +12,9 @@ use tokio::sync::watch;
 use wasmtime::{Store, Trap};
 
 use super::World;
-use super::bindings::{self, consumer::Consumer, function::Function, supplier::Supplier};
+use super::bindings::{
+    self, aggregator::Aggregator, consumer::Consumer, function::Function, supplier::Supplier,
+};
 use super::engine::{EPOCH_TICK, WasmEngine};
 use super::host::{GuestIdentity, HostState, LiveConfig};
 use super::registry::{Pre, Prepared, Slot};
@@ -39,7 +41,7 @@ impl Default for Limits {
 }
 
 /// Why a call produced no result.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
     /// Nothing is loaded under the function's name: the binding waits.
     #[error("function '{function}' is not loaded")]
@@ -86,6 +88,7 @@ enum Instance {
     Function(Function),
     Consumer(Consumer),
     Supplier(Supplier),
+    Aggregator(Aggregator),
 }
 
 struct Active {
@@ -230,6 +233,40 @@ impl Worker {
         .map(|outs| outs.into_iter().map(from_output).collect())
     }
 
+    /// Calls `init` (world `aggregator`): an empty window's state.
+    pub fn init(&mut self) -> Result<Vec<u8>, CallError> {
+        self.aggregator(|a, store| a.call_init(store).map(Ok))
+    }
+
+    /// Calls `add` (world `aggregator`): `state` with `msg` added.
+    pub fn add(&mut self, state: &[u8], msg: &bindings::Message) -> Result<Vec<u8>, CallError> {
+        self.aggregator(|a, store| a.call_add(store, state, msg))
+    }
+
+    /// Calls `merge` (world `aggregator`).
+    pub fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.aggregator(|g, store| g.call_merge(store, a, b))
+    }
+
+    /// Calls `finish` (world `aggregator`): the window's value.
+    pub fn finish(&mut self, state: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.aggregator(|a, store| a.call_finish(store, state))
+    }
+
+    fn aggregator<T>(
+        &mut self,
+        f: impl FnOnce(&Aggregator, &mut Store<HostState>) -> wasmtime::Result<Result<T, String>>,
+    ) -> Result<T, CallError> {
+        let limits = self.limits;
+        self.call(|active| match &active.instance {
+            Instance::Aggregator(a) => {
+                arm(&mut active.store, limits);
+                Ok(f(a, &mut active.store))
+            }
+            _ => Err(active.prepared.world),
+        })
+    }
+
     /// Runs `f` on an up-to-date instance and sorts its outcome into a [`CallError`].
     fn call<T>(
         &mut self,
@@ -313,6 +350,9 @@ impl Worker {
             Pre::Supplier(pre) => {
                 Instance::Supplier(pre.instantiate(&mut store).map_err(instantiate_err)?)
             }
+            Pre::Aggregator(pre) => {
+                Instance::Aggregator(pre.instantiate(&mut store).map_err(instantiate_err)?)
+            }
         };
         self.instantiations += 1;
         self.active = Some(Active {
@@ -364,7 +404,8 @@ fn describe_trap(err: &wasmtime::Error, store: &Store<HostState>, limits: Limits
     }
 }
 
-fn to_message(r: &Record) -> bindings::Message {
+/// The record as the guest sees it (a copy: for calls that keep the record).
+pub fn to_message(r: &Record) -> bindings::Message {
     bindings::Message {
         key: r.key.clone(),
         value: r.value.clone(),
@@ -381,6 +422,15 @@ fn to_message(r: &Record) -> bindings::Message {
         partition: r.partition,
         offset: r.offset,
     }
+}
+
+/// Runs `f` on `record` as the guest sees it, its fields lent (moved, not copied)
+/// for the time of the call.
+pub fn lend_message<R>(record: &mut Record, f: impl FnOnce(&bindings::Message) -> R) -> R {
+    let msg = lend(record);
+    let result = f(&msg);
+    give_back(record, msg);
+    result
 }
 
 /// The record as a message, its fields moved (not copied) into it.

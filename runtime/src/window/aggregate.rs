@@ -1,12 +1,15 @@
-//! The built-in aggregates (`count`, `sum`, `min`, `max`, `avg` of a JSON pointer),
-//! one or several per stage, and the per-window accumulator that answers all of them.
+//! The aggregates (`count`, `sum`, `min`, `max`, `avg` of a JSON pointer, and a
+//! user's `function`), one or several per stage, and the per-window accumulator that
+//! answers all of them.
 //!
 //! A stage with `aggregate: count` reports a number per window; one with a map of
 //! named aggregates (`{ views: count, avg_ms: { avg: /duration } }`) an object. The
 //! accumulator keeps the record count and, per distinct pointer, sum, min and max:
 //! enough for every built-in aggregate, mergeable (session merges), and written to
-//! the changelog as bytes.
+//! the changelog as bytes. A stage with an aggregator function also keeps that
+//! function's state bytes per window ([`super::guest`]).
 
+use super::guest::GuestAcc;
 use crate::config;
 
 /// What the stage computes per window, compiled from `aggregate:`.
@@ -17,6 +20,8 @@ pub struct Aggregates {
     items: Vec<Item>,
     /// The distinct JSON pointers the items read, in the order values are given.
     pointers: Vec<String>,
+    /// The aggregator function, if an item is one.
+    function: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,6 +31,7 @@ enum Item {
     Min(usize),
     Max(usize),
     Avg(usize),
+    Function,
 }
 
 impl Aggregates {
@@ -45,6 +51,7 @@ impl Aggregates {
                 config::Aggregate::Min(p) => Item::Min(at(p)),
                 config::Aggregate::Max(p) => Item::Max(at(p)),
                 config::Aggregate::Avg(p) => Item::Avg(at(p)),
+                config::Aggregate::Function(_) => Item::Function,
             }
         };
         let (names, items) = match config {
@@ -58,7 +65,13 @@ impl Aggregates {
             names,
             items,
             pointers,
+            function: config.function().map(str::to_owned),
         }
+    }
+
+    /// The aggregator function the stage calls per record and window, if any.
+    pub fn function(&self) -> Option<&str> {
+        self.function.as_deref()
     }
 
     /// The JSON pointers whose numbers each record must give, in order.
@@ -71,6 +84,7 @@ impl Aggregates {
         Acc {
             count: 0,
             nums: vec![Num::EMPTY; self.pointers.len()].into_boxed_slice(),
+            guest: self.function.is_some().then(Box::default),
         }
     }
 
@@ -84,6 +98,10 @@ impl Aggregates {
             let num = |i: usize| acc.nums.get(i).copied().unwrap_or(Num::EMPTY);
             match *item {
                 Item::Count => acc.count.into(),
+                Item::Function => acc
+                    .guest
+                    .as_ref()
+                    .map_or(serde_json::Value::Null, |g| g.value.clone()),
                 _ if acc.count == 0 => serde_json::Value::Null,
                 Item::Sum(i) => n(num(i).sum),
                 Item::Min(i) => n(num(i).min),
@@ -111,6 +129,7 @@ impl Aggregates {
             Item::Min(i) => format!("min {}", self.pointers[i]),
             Item::Max(i) => format!("max {}", self.pointers[i]),
             Item::Avg(i) => format!("avg {}", self.pointers[i]),
+            Item::Function => format!("function {}", self.function.as_deref().unwrap_or("")),
         };
         match &self.names {
             None => self.items.first().map(one).unwrap_or_default().into(),
@@ -128,6 +147,11 @@ impl Aggregates {
     /// chart draw an absent key as 0.
     pub fn is_count(&self) -> bool {
         self.names.is_none() && self.items == [Item::Count]
+    }
+
+    /// Reads what [`Acc::encode`] wrote for this stage.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Acc, String> {
+        Acc::decode(bytes, self.pointers.len(), self.function.is_some())
     }
 }
 
@@ -152,16 +176,22 @@ impl Num {
 pub struct Acc {
     pub count: u64,
     pub nums: Box<[Num]>,
+    /// The aggregator function's part, in a stage that has one.
+    pub guest: Option<Box<GuestAcc>>,
 }
 
 impl Acc {
-    /// Adds one record whose numbers (one per pointer) are `values`.
+    /// Adds one record whose numbers (one per pointer) are `values` (and, for the
+    /// aggregator function, the record being handled: its call is queued).
     pub fn add(&mut self, values: &[f64]) {
         self.count += 1;
         for (n, v) in self.nums.iter_mut().zip(values) {
             n.sum += v;
             n.min = n.min.min(*v);
             n.max = n.max.max(*v);
+        }
+        if let Some(g) = &mut self.guest {
+            g.queue_add();
         }
     }
 
@@ -173,9 +203,13 @@ impl Acc {
             n.min = n.min.min(o.min);
             n.max = n.max.max(o.max);
         }
+        if let (Some(g), Some(o)) = (&mut self.guest, &other.guest) {
+            g.queue_merge(o);
+        }
     }
 
-    /// Appends the changelog form: count, then sum/min/max per pointer (little-endian).
+    /// Appends the changelog form: count, then sum/min/max per pointer (little-endian),
+    /// then the aggregator function's state, if the stage has one.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.count.to_le_bytes());
         for n in self.nums.iter() {
@@ -183,11 +217,29 @@ impl Acc {
                 out.extend_from_slice(&f.to_le_bytes());
             }
         }
+        if let Some(g) = &self.guest {
+            g.encode(out);
+        }
     }
 
-    /// Reads what [`Acc::encode`] wrote, for a stage with `pointers` pointers.
-    pub fn decode(bytes: &[u8], pointers: usize) -> Result<Acc, String> {
-        let want = 8 + pointers * 24;
+    /// Reads what [`Acc::encode`] wrote, for a stage with `pointers` pointers (and an
+    /// aggregator function if `guest`).
+    pub fn decode(bytes: &[u8], pointers: usize, guest: bool) -> Result<Acc, String> {
+        let fixed = 8 + pointers * 24;
+        let (bytes, guest) = match guest {
+            false => (bytes, None),
+            true if bytes.len() >= fixed => (
+                &bytes[..fixed],
+                Some(Box::new(GuestAcc::decode(&bytes[fixed..])?)),
+            ),
+            true => {
+                return Err(format!(
+                    "window state of {} bytes, expected at least {fixed}",
+                    bytes.len()
+                ));
+            }
+        };
+        let want = fixed;
         if bytes.len() != want {
             return Err(format!(
                 "window state of {} bytes, expected {want} (was the stage's aggregate changed? \
@@ -213,6 +265,7 @@ impl Acc {
         Ok(Acc {
             count: u64::from_le_bytes(word(0)),
             nums,
+            guest,
         })
     }
 }
@@ -267,14 +320,10 @@ mod tests {
         assert_eq!(a.value(&x), serde_json::json!(-1.5));
         let mut bytes = Vec::new();
         x.encode(&mut bytes);
-        assert_eq!(Acc::decode(&bytes, 1).unwrap(), x);
+        assert_eq!(a.decode(&bytes).unwrap(), x);
         let mut empty = Vec::new();
         a.empty().encode(&mut empty);
-        assert_eq!(
-            Acc::decode(&empty, 1).unwrap(),
-            a.empty(),
-            "infinities survive"
-        );
-        assert!(Acc::decode(&bytes, 2).is_err());
+        assert_eq!(a.decode(&empty).unwrap(), a.empty(), "infinities survive");
+        assert!(Acc::decode(&bytes, 2, false).is_err());
     }
 }

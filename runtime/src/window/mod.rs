@@ -17,6 +17,7 @@
 pub mod aggregate;
 pub mod changelog;
 pub mod clock;
+mod guest;
 mod kinds;
 mod operator;
 mod restore;
@@ -27,6 +28,7 @@ mod store;
 use std::time::Duration;
 
 pub use aggregate::Aggregates;
+pub use guest::Aggregator;
 pub use operator::{AddError, Behind, Operator};
 pub use restore::Restorer;
 pub use spec::{Bounds, Kind, Spec};

@@ -1,5 +1,6 @@
 //! The stage's behaviour, as the record loop drives it on the stage's own thread:
-//! [`Operator::add`] per record, [`Operator::flush`] when the loop makes the state
+//! [`Operator::add`] per record (and, in a stage with an aggregator function, the
+//! function's calls for it, with the store unlocked: see [`super::guest`]), [`Operator::flush`] when the loop makes the state
 //! durable, [`Operator::tick`] on a timer (idle close, partitions moving between
 //! instances, `emit: changes`), [`Operator::rollback`] after an aborted transaction.
 //!
@@ -8,16 +9,18 @@
 //! closed-markers and results are written by one writer, in order, and under
 //! exactly-once in the same transaction as the input offsets they follow from.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use super::guest::Aggregator;
 use super::restore::Restorer;
-use super::state::Late;
+use super::state::{Finished, Late};
 use super::store::WindowStore;
 use crate::kafka::Ownership;
-use crate::record::Effects;
+use crate::record::{Effects, Record};
+use crate::wasm::CallError;
 
 /// Why a record did not go into any window.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +29,9 @@ pub enum AddError {
     Bad(String),
     /// Shutting down while its partition's state was being restored.
     Stopping,
+    /// The aggregator function refused it (or cannot run now): its windows are as
+    /// they were before it.
+    Guest(CallError),
 }
 
 pub struct Operator {
@@ -40,6 +46,8 @@ pub struct Operator {
     /// Which of them still have records to read, as last looked up (see
     /// [`super::clock::Clock`]).
     pub behind: Option<Arc<Behind>>,
+    /// The aggregator function, in a stage that has one.
+    pub guest: Option<Aggregator>,
 }
 
 /// The input partitions of a repartitioned stage with records still to read by the
@@ -58,35 +66,95 @@ impl Behind {
 }
 
 impl Operator {
-    /// Adds a record of `key` at `ts` (from input partition `source`) to the windows
-    /// of `partition`, restoring that partition's state first if it just arrived.
-    /// `Ok(Some(late))`: late for some or all of its windows.
+    /// Adds `record` (grouped under `key`, stamped `ts`, from input partition
+    /// `source`, giving the numbers `values`) to the windows of its partition,
+    /// restoring that partition's state first if it just arrived. `Ok(Some(late))`:
+    /// late for some or all of its windows.
     pub fn add(
         &mut self,
-        partition: i32,
-        lease: u64,
+        record: &mut Record,
         source: i32,
         ts: i64,
         key: &str,
         values: &[f64],
     ) -> Result<Option<Late>, AddError> {
+        let (partition, lease) = (record.partition, record.lease);
         if !self.restorer.ensure(partition, lease) {
             return Err(AddError::Stopping);
         }
         let expected = self.sources();
         let behind = self.behind.as_ref().map(|b| b.get()).unwrap_or_default();
         let stage = &self.store.stage;
-        self.store
+        let (late, work) = self
+            .store
             .with(partition, lease, |state| {
                 state.set_sources(expected, &behind);
-                state.add(stage, source, ts, key, values, Instant::now())
+                let late = state.add(stage, source, ts, key, values, Instant::now());
+                (late, state.take_work())
             })
             .ok_or_else(|| {
                 AddError::Bad(format!(
                     "partition {partition} moved while the record was handled"
                 ))
-            })?
-            .map_err(AddError::Bad)
+            })?;
+        let late = late.map_err(AddError::Bad)?;
+        let Some(guest) = &mut self.guest else {
+            return Ok(late);
+        };
+        // The function runs with the store unlocked; only this thread changes it.
+        let settled: Result<Vec<_>, CallError> = crate::wasm::lend_message(record, |msg| {
+            work.iter()
+                .map(|(bounds, acc)| guest.settle(acc, msg).map(|state| (*bounds, state)))
+                .collect()
+        });
+        let (states, refused) = match settled {
+            Ok(states) => (Some(states), None),
+            Err(e) => (None, Some(e)),
+        };
+        self.store
+            .with(partition, lease, |state| state.settle(stage, states));
+        match refused {
+            None => Ok(late),
+            Some(e) => Err(AddError::Guest(e)),
+        }
+    }
+
+    /// Runs `finish` for every window whose aggregator state changed since it last
+    /// ran (with the store unlocked), so that what closes, what is emitted and what
+    /// HTTP reads has its value.
+    fn finish_changed(&mut self) {
+        let Some(guest) = &mut self.guest else {
+            return;
+        };
+        let mut stale = BTreeMap::new();
+        self.store.each(|partition, state| {
+            let windows = state.take_stale();
+            if !windows.is_empty() {
+                stale.insert(partition, windows);
+            }
+        });
+        if stale.is_empty() {
+            return;
+        }
+        let mut done: BTreeMap<i32, Finished> = BTreeMap::new();
+        for (partition, windows) in stale {
+            let finished = windows
+                .into_iter()
+                .map(|(key, bounds, state)| {
+                    let outcome = guest.finish(&state).transpose();
+                    if let Some(Err(e)) = &outcome {
+                        tracing::warn!(store = %self.store.name(), %key, window = %self.store.stage.spec.show(bounds), "finish failed: {e}");
+                    }
+                    (key, bounds, outcome)
+                })
+                .collect();
+            done.insert(partition, finished);
+        }
+        self.store.each(|partition, state| {
+            if let Some(finished) = done.remove(&partition) {
+                state.set_finished(finished);
+            }
+        });
     }
 
     /// How many input partitions feed each partition here: 1 for a stage reading its
@@ -109,6 +177,7 @@ impl Operator {
 
     /// What changed since the last flush, and the windows stream time has closed.
     pub fn flush(&mut self) -> Effects {
+        self.finish_changed();
         let mut fx = Effects::default();
         let (stage, now) = (&self.store.stage, Instant::now());
         self.store.each(|_, state| {
@@ -135,6 +204,7 @@ impl Operator {
                 return Effects::default();
             }
         }
+        self.finish_changed();
         let mut fx = Effects::default();
         let (expected, behind) = (
             self.sources(),

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::aggregate::Acc;
 use super::changelog::{self, Change};
 use super::clock::Clock;
+use super::guest::GuestAcc;
 use super::kinds;
 use super::spec::Bounds;
 use super::{Emit, Stage};
@@ -42,6 +43,21 @@ struct Index {
     touched: BTreeSet<Id>,
     /// Changed since the last update was emitted (`emit: changes`).
     updated: BTreeSet<Id>,
+    /// Aggregator state changed since `finish` last ran on it.
+    stale: BTreeSet<Id>,
+}
+
+/// Each window as it was before the record being handled changed it (`None`: it did
+/// not exist), in the order they were first changed: how a record the aggregator
+/// function refused is taken back.
+type Undo = Vec<(Bounds, Option<Slot>)>;
+
+/// What the record being handled did in a stage with an aggregator function, until
+/// the function has run.
+#[derive(Debug)]
+struct Pending {
+    key: Arc<str>,
+    undo: Undo,
 }
 
 /// Every window of a partition in one ordered map, keyed by (group key, start, end),
@@ -122,9 +138,21 @@ pub struct KeyWindows<'a> {
     windows: &'a mut Windows,
     index: &'a mut Index,
     stage: &'a Stage,
+    /// Kept when the stage has an aggregator function.
+    undo: Option<&'a mut Undo>,
 }
 
 impl KeyWindows<'_> {
+    /// Remembers `bounds`' window as it is, the first time the record changes it.
+    fn save(&mut self, bounds: Bounds) {
+        let Some(undo) = self.undo.as_deref_mut() else {
+            return;
+        };
+        if !undo.iter().any(|(b, _)| *b == bounds) {
+            undo.push((bounds, self.windows.get(&self.key, bounds).cloned()));
+        }
+    }
+
     pub fn get(&self, bounds: Bounds) -> Option<&Slot> {
         self.windows.get(&self.key, bounds)
     }
@@ -145,6 +173,7 @@ impl KeyWindows<'_> {
 
     /// Adds a record to an existing window.
     pub fn add(&mut self, bounds: Bounds, values: &[f64], ts: i64) {
+        self.save(bounds);
         if let Some(slot) = self.windows.get_mut(&self.key, bounds) {
             slot.acc.add(values);
             slot.max_ts = slot.max_ts.max(ts);
@@ -154,6 +183,7 @@ impl KeyWindows<'_> {
 
     /// Creates (or replaces) an open window.
     pub fn create(&mut self, bounds: Bounds, acc: Acc, max_ts: i64) {
+        self.save(bounds);
         let slot = Slot {
             acc,
             max_ts,
@@ -168,6 +198,7 @@ impl KeyWindows<'_> {
 
     /// Removes an open window (merged into another session).
     pub fn remove(&mut self, bounds: Bounds) -> Option<Slot> {
+        self.save(bounds);
         let slot = self.windows.remove(&self.key, bounds)?;
         let close = self.stage.spec.close_at(bounds);
         self.index.open.remove(&(close, self.key.clone(), bounds));
@@ -207,6 +238,9 @@ pub struct WindowRow {
     pub end: i64,
     pub value: serde_json::Value,
     pub closed: bool,
+    /// Why the aggregator's `finish` failed on the current state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The state of one partition of a stage.
@@ -218,6 +252,7 @@ pub struct PartitionState {
     clock: Clock,
     clock_saved: Option<super::clock::Saved>,
     updates_emitted: Instant,
+    pending: Option<Pending>,
 }
 
 impl PartitionState {
@@ -229,6 +264,7 @@ impl PartitionState {
             clock: Clock::new(stage.spec.idle, now),
             clock_saved: None,
             updates_emitted: now,
+            pending: None,
         }
     }
 
@@ -258,20 +294,127 @@ impl PartitionState {
         let before = self.clock.current();
         let watermark = self.clock.observe(source, ts, now);
         let key = self.windows.intern(key);
+        let mut undo = Undo::new();
+        let guest = stage.aggregates.function().is_some();
         let mut view = KeyWindows {
             key: key.clone(),
             windows: &mut self.windows,
             index: &mut self.index,
             stage,
+            undo: guest.then_some(&mut undo),
         };
         let late = kinds::add(&stage.spec, &mut view, ts, values, watermark, before);
         self.windows.release(&key);
+        self.pending = guest.then_some(Pending { key, undo });
         let late = late?;
         Ok(late.map(|(windows, entirely)| Late {
             windows,
             entirely,
             watermark,
         }))
+    }
+
+    /// The aggregator calls the last record queued, per window, taken out of the
+    /// windows (which keep their state until [`PartitionState::settle`]).
+    pub fn take_work(&mut self) -> Vec<(Bounds, GuestAcc)> {
+        let Some(pending) = &self.pending else {
+            return Vec::new();
+        };
+        let mut work = Vec::new();
+        for (bounds, _) in &pending.undo {
+            if let Some(g) = self
+                .windows
+                .get_mut(&pending.key, *bounds)
+                .and_then(|s| s.acc.guest.as_mut())
+                .filter(|g| g.has_work())
+            {
+                work.push((*bounds, g.take_work()));
+            }
+        }
+        work
+    }
+
+    /// Ends the last record's aggregator calls: `Some` gives each window its new
+    /// state; `None` (the function refused the record) puts every window the record
+    /// changed back as it was.
+    pub fn settle(&mut self, stage: &Stage, states: Option<Vec<(Bounds, Arc<[u8]>)>>) {
+        let Some(Pending { key, undo }) = self.pending.take() else {
+            return;
+        };
+        match states {
+            Some(states) => {
+                for (bounds, state) in states {
+                    if let Some(g) = self
+                        .windows
+                        .get_mut(&key, bounds)
+                        .and_then(|s| s.acc.guest.as_mut())
+                    {
+                        g.state = Some(state);
+                        self.index.stale.insert((key.clone(), bounds));
+                    }
+                }
+            }
+            None => {
+                for (bounds, before) in undo.into_iter().rev() {
+                    let open = (stage.spec.close_at(bounds), key.clone(), bounds);
+                    match before {
+                        Some(slot) => {
+                            let closed = slot.closed;
+                            if self.windows.insert(&key, bounds, slot) && !closed {
+                                self.index.open.insert(open);
+                            }
+                        }
+                        None => {
+                            self.windows.remove(&key, bounds);
+                            self.index.open.remove(&open);
+                        }
+                    }
+                }
+                self.windows.release(&key);
+            }
+        }
+    }
+
+    /// The aggregator states changed since `finish` last ran on them.
+    pub fn take_stale(&mut self) -> Vec<(Arc<str>, Bounds, Arc<[u8]>)> {
+        std::mem::take(&mut self.index.stale)
+            .into_iter()
+            .filter_map(|(key, bounds)| {
+                let state = self
+                    .windows
+                    .get(&key, bounds)?
+                    .acc
+                    .guest
+                    .as_ref()?
+                    .state
+                    .clone()?;
+                Some((key, bounds, state))
+            })
+            .collect()
+    }
+
+    /// What `finish` said for windows [`PartitionState::take_stale`] gave: a value,
+    /// an error (the value stays the last one), or `None`: not now, ask again.
+    pub fn set_finished(&mut self, done: Finished) {
+        for (key, bounds, outcome) in done {
+            let Some(g) = self
+                .windows
+                .get_mut(&key, bounds)
+                .and_then(|s| s.acc.guest.as_mut())
+            else {
+                continue;
+            };
+            match outcome {
+                Some(Ok(value)) => {
+                    g.value = value;
+                    g.error = None;
+                }
+                Some(Err(e)) => g.error = Some(Arc::from(e)),
+                None => {
+                    self.index.stale.insert((key, bounds));
+                }
+            }
+        }
     }
 
     /// Closes what is due as of `now` and forgets what is past retention. `busy`:
@@ -370,9 +513,13 @@ impl PartitionState {
                 max_ts,
                 state,
             } => {
-                let acc = Acc::decode(state, stage.aggregates.pointers().len())?;
+                let acc = stage.aggregates.decode(state)?;
+                let stale = acc.guest.as_ref().is_some_and(|g| g.state.is_some());
                 self.forget(stage, key, bounds);
                 let key = self.windows.intern(key);
+                if stale {
+                    self.index.stale.insert((key.clone(), bounds));
+                }
                 self.windows.insert(
                     &key,
                     bounds,
@@ -438,6 +585,7 @@ impl PartitionState {
                 end: *end,
                 value: stage.aggregates.value(&slot.acc),
                 closed: slot.closed,
+                error: finish_error(slot),
             })
             .collect()
     }
@@ -463,6 +611,14 @@ impl PartitionState {
         out
     }
 }
+
+/// Why the aggregator's `finish` failed on the window's state, if it did.
+fn finish_error(slot: &Slot) -> Option<String> {
+    slot.acc.guest.as_ref()?.error.as_deref().map(str::to_owned)
+}
+
+/// `finish` outcomes per window: a value, an error, or `None`: not now.
+pub type Finished = Vec<(Arc<str>, Bounds, Option<Result<serde_json::Value, String>>)>;
 
 /// The changelog record of a window (`slot` `None`: a tombstone).
 fn changelog_record(
@@ -495,7 +651,7 @@ fn result(
     slot: Option<&Slot>,
     is_final: bool,
 ) -> Output {
-    let value = serde_json::json!({
+    let mut value = serde_json::json!({
         "store": stage.name,
         "key": key,
         "start": start,
@@ -503,6 +659,9 @@ fn result(
         "value": slot.map_or(serde_json::Value::Null, |s| stage.aggregates.value(&s.acc)),
         "final": is_final,
     });
+    if let Some(error) = slot.and_then(finish_error) {
+        value["error"] = error.into();
+    }
     Output {
         topic: Some(out.to_string()),
         key: Some(key.as_bytes().to_vec()),

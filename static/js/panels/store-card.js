@@ -14,7 +14,7 @@ import { SpansChart } from "../charts/spans.js";
 import { SERIES_COLORS, sameWindow } from "../charts/plot.js";
 import { TimelineChart } from "../charts/timeline.js";
 import { el, setNote, showEmpty } from "../dom.js";
-import { DASH, fmtBounds, fmtDuration, fmtInt, fmtShort, fmtTime, fmtValue, fmtWindowValue } from "../format.js";
+import { DASH, fmtBounds, fmtDuration, fmtInt, fmtShort, fmtTime, fmtValue, fmtWindowValue, numericPaths } from "../format.js";
 import { WINDOW_KINDS } from "../kinds.js";
 import { renderClosedWindows } from "./closed-windows.js";
 
@@ -55,6 +55,11 @@ function aggregateNames(store) {
   return a && typeof a === "object" && !Array.isArray(a) ? Object.keys(a) : null;
 }
 
+/** Whether a store's aggregate (or one of its named ones) is an aggregator function. */
+function hasFunction(store) {
+  return /"function /.test(JSON.stringify(store.aggregate ?? null));
+}
+
 // "P2" before "P10".
 const KEY_ORDER = new Intl.Collator(undefined, { numeric: true });
 
@@ -78,7 +83,10 @@ export class StoreCard {
     this.kind = WINDOW_KINDS[store.kind] ?? WINDOW_KINDS.hopping;
     // Without a serve route there is no line of current values: draw closed windows.
     this.chartKind = this.kind.chart === "timeline" && !store.serve ? "spans" : this.kind.chart;
-    this.names = aggregateNames(store);
+    // With an aggregator function, what can be charted is learned from its values.
+    this.learns = hasFunction(store);
+    this.names = aggregateNames(store)?.filter((n) => !/^function /.test(store.aggregate[n])) ?? null;
+    if (this.names && !this.names.length) this.names = null;
     this.aggregate = this.names ? this.defaultAggregate() : null;
     this.updates = 0;
     this.samples = []; // { t: ms, obj } from the SSE route
@@ -100,7 +108,34 @@ export class StoreCard {
   }
 
   spec() {
-    return this.names ? this.store.aggregate[this.aggregate] : this.store.aggregate;
+    if (!this.names) return this.store.aggregate;
+    return this.store.aggregate?.[this.aggregate] ?? "function";
+  }
+
+  /** Takes in the numeric fields of aggregator values; a new one joins the picker. */
+  learn(values) {
+    if (!this.learns) return;
+    const fresh = [];
+    for (const v of values) {
+      for (const path of numericPaths(v)) {
+        if (!(this.names ?? []).includes(path) && !fresh.includes(path)) fresh.push(path);
+      }
+    }
+    if (!fresh.length) return;
+    this.names = [...(this.names ?? []), ...fresh];
+    if (!this.names.includes(this.aggregate)) this.aggregate = this.defaultAggregate();
+    this.card.dataset.aggregate = this.aggregate;
+    this.fillPicker();
+    this.makeChart();
+  }
+
+  fillPicker() {
+    const s = this.store;
+    const label = (n) => `${n} (${s.aggregate?.[n] ?? (typeof s.aggregate === "string" ? s.aggregate : "function")})`;
+    this.picker.replaceChildren(...(this.names ?? []).map((n) =>
+      el("option", { value: n, selected: n === this.aggregate }, label(n))));
+    this.picker.value = this.aggregate ?? "";
+    this.pickLabel.hidden = !this.names;
   }
 
   buildCard() {
@@ -119,13 +154,10 @@ export class StoreCard {
     this.closedNote = el("span", { class: "panel-note" });
     showEmpty(this.closedBody, "Loading…");
 
-    let picker = null;
-    if (this.names) {
-      picker = el("select", { class: "agg-select", "aria-label": `aggregate of ${s.name} to chart`,
-        onchange: (e) => this.setAggregate(e.target.value) },
-      this.names.map((n) => el("option", { value: n, selected: n === this.aggregate }, `${n} (${s.aggregate[n]})`)));
-      picker.value = this.aggregate;
-    }
+    this.picker = el("select", { class: "agg-select", "aria-label": `aggregate of ${s.name} to chart`,
+      onchange: (e) => this.setAggregate(e.target.value) });
+    this.pickLabel = el("label", { class: "agg-pick" }, "chart ", this.picker);
+    this.fillPicker();
 
     this.card = el("article", {
       class: "chart-card",
@@ -148,7 +180,7 @@ export class StoreCard {
       ),
       el("div", { class: "chart-tools" },
         this.legendEl,
-        picker ? el("label", { class: "agg-pick" }, "chart ", picker) : null,
+        this.names || this.learns ? this.pickLabel : null,
       ),
       el("div", { class: "plot-wrap" }, this.plotEl, this.waitingEl),
       this.readoutEl,
@@ -250,6 +282,7 @@ export class StoreCard {
     if (obj === null || typeof obj !== "object" || Array.isArray(obj)) return;
     const now = Date.now();
     this.addKeys(Object.keys(obj));
+    this.learn(Object.values(obj));
     this.samples.push({ t: now, obj });
     // Drop samples that scrolled out of view (keep one extra so the line enters from the edge).
     let drop = 0;
@@ -269,6 +302,7 @@ export class StoreCard {
       const res = await getJson(`/api/stores/${name}?from=${Date.now() - this.historyMs}`);
       this.windows = (Array.isArray(res.windows) ? res.windows : []).map((w) => ({ ...w, key: String(w.key) }));
       this.addKeys(this.windows.map((w) => w.key));
+      this.learn(this.windows.map((w) => w.value));
       const missing = Array.isArray(res.missing) && res.missing.length ? res.missing : null;
       setNote(this.closedNote, res.complete === false
         ? `partial: partition${missing?.length === 1 ? "" : "s"} ${missing ? missing.join(", ") : "?"} unavailable`
@@ -282,7 +316,10 @@ export class StoreCard {
 
   /** The charted number of a window value or SSE value: one aggregate, or the picked one of several. */
   pick(raw) {
-    const v = this.names ? (raw && typeof raw === "object" ? raw[this.aggregate] : undefined) : raw;
+    let v = raw;
+    if (this.names) {
+      for (const part of this.aggregate.split(".")) v = v && typeof v === "object" ? v[part] : undefined;
+    }
     return typeof v === "number" ? v : null;
   }
 

@@ -57,17 +57,26 @@ pub(super) fn stage(
     };
     // serde checked the key is known; the value's two forms are told apart here.
     let aggregate = match raw.aggregate.and(entry(node, "aggregate")) {
-        Some(aggregate) => aggregates_of(&at("aggregate"), aggregate, report),
+        Some(aggregate) => aggregates_of(&at("aggregate"), aggregate, context, report),
         None => {
             report.error(
                 key,
                 &path,
                 "a store needs 'aggregate': count, { sum|min|max|avg: /json/pointer }, \
-                 or a map of names to those (e.g. { views: count, avg_ms: { avg: /duration } })",
+                 { function: NAME }, or a map of names to those (e.g. { views: count, avg_ms: { avg: /duration } })",
             );
             None
         }
     };
+    if let (Some(f), Some(Some(g))) = (&raw.function, aggregate.as_ref().map(Aggregates::function))
+        && f.value == g
+    {
+        report.error(
+            f.pos,
+            &at("function"),
+            format!("'{g}' cannot be both the store's function (world function) and its aggregator (world aggregator): a component has one world"),
+        );
+    }
     let output = topic(&at("out"), raw.out.as_ref(), report);
     let emit = emit_of(&path, &raw, output.is_some(), report);
     let serve = raw.serve.as_ref().and_then(|route| {
@@ -244,9 +253,14 @@ fn window_of(path: &str, window: &Located<RawWindow>, report: &mut Report) -> Op
 }
 
 /// `aggregate:` — one aggregate (`count`, `{ avg: /duration }`) or a map of named ones.
-fn aggregates_of(path: &str, node: &Node, report: &mut Report) -> Option<Aggregates> {
+fn aggregates_of(
+    path: &str,
+    node: &Node,
+    context: &mut Context,
+    report: &mut Report,
+) -> Option<Aggregates> {
     let NodeKind::Map(entries) = &node.kind else {
-        return one(path, node, report).map(Aggregates::One);
+        return one(path, node, context, report).map(Aggregates::One);
     };
     let single = entries.len() == 1
         && entries[0]
@@ -254,7 +268,7 @@ fn aggregates_of(path: &str, node: &Node, report: &mut Report) -> Option<Aggrega
             .scalar_text()
             .is_some_and(|k| AGGREGATES.contains(&k));
     if single {
-        return one(path, node, report).map(Aggregates::One);
+        return one(path, node, context, report).map(Aggregates::One);
     }
     if entries.is_empty() {
         report.error(
@@ -289,7 +303,19 @@ fn aggregates_of(path: &str, node: &Node, report: &mut Report) -> Option<Aggrega
             ok = false;
             continue;
         }
-        match one(&entry_path, value, report) {
+        match one(&entry_path, value, context, report) {
+            Some(Aggregate::Function(f))
+                if named
+                    .iter()
+                    .any(|(_, a)| matches!(a, Aggregate::Function(g) if *g != f)) =>
+            {
+                report.error(
+                    name_node.pos,
+                    &entry_path,
+                    "a store calls one aggregator function at most: keep the logic of both in one function",
+                );
+                ok = false;
+            }
             Some(a) => named.push((name.to_owned(), a)),
             None => ok = false,
         }
@@ -297,7 +323,7 @@ fn aggregates_of(path: &str, node: &Node, report: &mut Report) -> Option<Aggrega
     ok.then_some(Aggregates::Named(named))
 }
 
-fn one(path: &str, node: &Node, report: &mut Report) -> Option<Aggregate> {
+fn one(path: &str, node: &Node, context: &mut Context, report: &mut Report) -> Option<Aggregate> {
     let raw: RawAggregate = report.read(path, node)?;
     let (name, pointer, make): (&str, &Located<String>, fn(String) -> Aggregate) = match &raw {
         RawAggregate::Count => return Some(Aggregate::Count),
@@ -305,6 +331,12 @@ fn one(path: &str, node: &Node, report: &mut Report) -> Option<Aggregate> {
         RawAggregate::Min(p) => ("min", p, Aggregate::Min),
         RawAggregate::Max(p) => ("max", p, Aggregate::Max),
         RawAggregate::Avg(p) => ("avg", p, Aggregate::Avg),
+        RawAggregate::Function(f) => {
+            let at = format!("{path}.function");
+            let before = report.0.len();
+            function_ref(&at, f, &mut context.functions, report);
+            return (report.0.len() == before).then(|| Aggregate::Function(f.value.clone()));
+        }
     };
     report.check(&format!("{path}.{name}"), pointer, |p| {
         names::check_pointer(p).map(|()| make(p.clone()))

@@ -1,5 +1,5 @@
 // {{name}}: a kfn *consumer*: receives each record for a side effect.
-import { log } from 'kfn:component/host@0.1.0';
+import { log } from 'kfn:component/host@0.1.1';
 
 const decoder = new TextDecoder();
 

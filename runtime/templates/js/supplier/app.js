@@ -1,5 +1,5 @@
 // {{name}}: a kfn *supplier*: called on the binding's schedule (`every:`).
-import { nowMs } from 'kfn:component/host@0.1.0';
+import { nowMs } from 'kfn:component/host@0.1.1';
 
 const encoder = new TextEncoder();
 

@@ -1,0 +1,422 @@
+//! Aggregator functions (world `aggregator`) in an `analytics:` stage, end to end on
+//! the embedded broker: the final values on `out` against an oracle computed here
+//! from the same input, for every language (the templates, as `kfn new aggregator`
+//! makes them, and the examples) on tumbling, hopping and session windows (sessions
+//! merge, so `merge` runs); a refused or trapping record; a failing `finish`; the
+//! state limit; and a hot swap under load.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{eventually, get_json, produce, producer, read_until_quiet, reader};
+use kfn::app::App;
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// One input record: key (the page), timestamp, value.
+#[derive(Debug, Clone)]
+struct Event {
+    key: String,
+    ts: i64,
+    value: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Window {
+    Tumbling(i64),
+    Hopping(i64, i64),
+    Session(i64),
+}
+
+impl Window {
+    fn yaml(self) -> String {
+        match self {
+            Window::Tumbling(s) => format!("{{ tumbling: {s}ms, idle: 1s }}"),
+            Window::Hopping(s, a) => {
+                format!("{{ hopping: {{ size: {s}ms, advance: {a}ms }}, idle: 1s }}")
+            }
+            Window::Session(g) => format!("{{ session: {{ gap: {g}ms }}, idle: 1s }}"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Window::Tumbling(_) => "tumbling",
+            Window::Hopping(..) => "hopping",
+            Window::Session(_) => "session",
+        }
+    }
+
+    /// Every (key, start, end) window and the records in it, by brute force.
+    fn assign(self, events: &[Event]) -> BTreeMap<(String, i64, i64), Vec<&Event>> {
+        let mut out: BTreeMap<(String, i64, i64), Vec<&Event>> = BTreeMap::new();
+        match self {
+            Window::Tumbling(size) => {
+                for e in events {
+                    let start = e.ts - e.ts % size;
+                    out.entry((e.key.clone(), start, start + size))
+                        .or_default()
+                        .push(e);
+                }
+            }
+            Window::Hopping(size, advance) => {
+                for e in events {
+                    let mut start = e.ts - e.ts % advance;
+                    while start > e.ts - size {
+                        out.entry((e.key.clone(), start, start + size))
+                            .or_default()
+                            .push(e);
+                        start -= advance;
+                    }
+                }
+            }
+            Window::Session(gap) => {
+                let mut by_key: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
+                for e in events {
+                    by_key.entry(&e.key).or_default().push(e);
+                }
+                for (key, mut list) in by_key {
+                    list.sort_by_key(|e| e.ts);
+                    let mut session: Vec<&Event> = Vec::new();
+                    for e in list {
+                        if let Some(last) = session.last()
+                            && e.ts - last.ts > gap
+                        {
+                            let (first, last) = (session[0].ts, last.ts);
+                            out.insert(
+                                (key.to_string(), first, last),
+                                std::mem::take(&mut session),
+                            );
+                        }
+                        session.push(e);
+                    }
+                    let (first, last) = (session[0].ts, session.last().unwrap().ts);
+                    out.insert((key.to_string(), first, last), session);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What each aggregator reports for a window holding `records`.
+fn oracle(function: &str, records: &[&Event]) -> serde_json::Value {
+    let events: Vec<serde_json::Value> = records.iter().map(|e| json(&e.value)).collect();
+    match function {
+        "duration-p95" => {
+            let mut d: Vec<u64> = events
+                .iter()
+                .map(|e| e["duration"].as_u64().unwrap())
+                .collect();
+            d.sort();
+            let rank = (d.len() * 95).div_ceil(100);
+            let p95 = d[rank - 1];
+            serde_json::json!({"p95": (p95 / 10 + 1) * 10, "count": d.len(), "max": d.last()})
+        }
+        "distinct-users-py" => {
+            let users: std::collections::BTreeSet<&str> =
+                events.iter().map(|e| e["user"].as_str().unwrap()).collect();
+            serde_json::json!({"distinct": users.len(), "users": users})
+        }
+        "top-users-js" => {
+            let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
+            for e in &events {
+                *totals.entry(e["user"].as_str().unwrap()).or_default() +=
+                    e["duration"].as_u64().unwrap();
+            }
+            let mut top: Vec<(&str, u64)> = totals.into_iter().collect();
+            top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            top.truncate(3);
+            serde_json::json!({ "top": top })
+        }
+        // The templates of every language: records and the bytes of their values.
+        other => {
+            let bytes: usize = records.iter().map(|e| e.value.len()).sum();
+            let mut v = serde_json::json!({"records": records.len(), "bytes": bytes});
+            if other == "agg-probe" {
+                v["version"] = 1.into();
+            }
+            v
+        }
+    }
+}
+
+/// 600 PageEvents over three pages, in order per page, a minute ago: bursts 30 ms
+/// apart with a 700 ms pause every 25 records, so sessions (gap 300 ms) end and
+/// begin, and their windows can merge only through records that bridge them.
+fn page_events() -> Vec<Event> {
+    let base = (kfn::record::now_ms() / 1000 - 60) * 1000;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut ts = base;
+    (0..600)
+        .map(|i| {
+            ts += if i % 25 == 24 { 700 } else { 30 };
+            let r = next();
+            let page = format!("P{}", r % 3 + 1);
+            let user = format!("U{}", (r >> 8) % 5 + 1);
+            let duration = (r >> 16) % 9000;
+            Event {
+                value: format!(
+                    r#"{{"name":"{page}","user":"{user}","date":"x","duration":{duration}}}"#
+                ),
+                key: page,
+                ts,
+            }
+        })
+        .collect()
+}
+
+/// Final values on `topic`, by (key, start, end), once `n` of them are there.
+async fn finals(
+    app: &App,
+    topic: &str,
+    n: usize,
+) -> BTreeMap<(String, i64, i64), serde_json::Value> {
+    eventually(LONG, &format!("{n} final windows on {topic}"), async || {
+        let all =
+            read_until_quiet(&reader(&app.bootstrap, topic), Duration::from_millis(500)).await;
+        let finals: BTreeMap<_, _> = all
+            .iter()
+            .map(|r| json(&r.value))
+            .filter(|v| v["final"] == true)
+            .map(|v| {
+                let id = (
+                    v["key"].as_str().unwrap().to_string(),
+                    v["start"].as_i64().unwrap(),
+                    v["end"].as_i64().unwrap(),
+                );
+                (id, v["value"].clone())
+            })
+            .collect();
+        (finals.len() >= n).then_some(finals)
+    })
+    .await
+}
+
+/// Builds the aggregator template of `lang` as `kfn new aggregator NAME` makes it,
+/// in a project of its own under `root`; returns its `.wasm`.
+fn template(root: &Path, lang: &str) -> (String, PathBuf) {
+    let name = format!("agg-{lang}");
+    let functions = root.join("functions");
+    kfn::scaffold::new_function(&functions, "aggregator", &name, lang)
+        .unwrap_or_else(|e| panic!("kfn new aggregator {name} --lang {lang}: {e}"));
+    (name.clone(), functions.join(format!("{name}.wasm")))
+}
+
+const WINDOWS: [Window; 3] = [
+    Window::Tumbling(1000),
+    Window::Hopping(2000, 1000),
+    Window::Session(300),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregators_in_every_language_equal_the_oracle_on_every_window_kind() {
+    // The templates of the languages kfn builds in-process or with fetched tools,
+    // built from the templates inside kfn; Rust's is the probe's aggregate.
+    let projects = tempfile::tempdir().unwrap();
+    let mut functions: Vec<(String, PathBuf)> = ["js", "python", "c", "go"]
+        .iter()
+        .map(|lang| template(projects.path(), lang))
+        .collect();
+    let results = kfn::builder::build_dir(&projects.path().join("functions"), false, None).unwrap();
+    for (name, built) in &results {
+        assert!(
+            !matches!(built, kfn::builder::Built::Failed { .. }),
+            "{name}: {built:?}"
+        );
+    }
+    functions.push(("agg-probe".into(), common::guest("agg-probe")));
+    for example in ["duration-p95", "distinct-users-py", "top-users-js"] {
+        functions.push((example.into(), common::example(example)));
+    }
+
+    let mut yaml = String::from("kafka: { brokers: embedded }\nanalytics:\n");
+    for (f, _) in &functions {
+        for w in WINDOWS {
+            yaml.push_str(&format!(
+                "  {f}-{kind}: {{ in: pages, key: record-key, window: {window}, aggregate: {{ function: {f} }}, out: {f}-{kind} }}\n",
+                kind = w.name(),
+                window = w.yaml(),
+            ));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wasm: Vec<(&str, PathBuf)> = functions
+        .iter()
+        .map(|(n, p)| (n.as_str(), p.clone()))
+        .collect();
+    let app = common::start_app(dir.path(), &yaml, &wasm).await;
+
+    let events = page_events();
+    let p = producer(&app.bootstrap);
+    for e in &events {
+        produce(&p, "pages", Some(&e.key), &e.value, Some(e.ts)).await;
+    }
+    for (f, _) in &functions {
+        for w in WINDOWS {
+            let expected: BTreeMap<_, _> = w
+                .assign(&events)
+                .into_iter()
+                .map(|(id, records)| (id, oracle(f, &records)))
+                .collect();
+            let got = finals(&app, &format!("{f}-{}", w.name()), expected.len()).await;
+            let diff = common::differences(&expected, &got);
+            assert!(diff.is_empty(), "{f} on {} windows: {diff:#?}", w.name());
+        }
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_record_is_dead_lettered_and_its_window_keeps_its_value() {
+    let yaml = r#"
+kafka: { brokers: embedded }
+analytics:
+  probe:
+    in: R
+    key: record-key
+    window: { tumbling: 1s, idle: 1s }
+    aggregate: { n: count, agg: { function: agg-probe } }
+    limits: { state: 64KiB }
+    out: R-out
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let app = common::start_app(
+        dir.path(),
+        yaml,
+        &[("agg-probe", common::guest("agg-probe"))],
+    )
+    .await;
+    let p = producer(&app.bootstrap);
+    let base = (kfn::record::now_ms() / 1000 - 60) * 1000;
+    // One window: three good records around three the aggregator refuses.
+    for (i, v) in ["a", "trap", "bb", "refuse", "grow:100000", "ccc"]
+        .iter()
+        .enumerate()
+    {
+        produce(&p, "R", Some("k"), v, Some(base + i as i64)).await;
+    }
+    // The next window: `finish` fails on it until a `heal` record comes.
+    produce(&p, "R", Some("k"), "finish-trap", Some(base + 1000)).await;
+    let row = eventually(LONG, "the failing finish shown on the window", async || {
+        let rows = get_json(app.http_addr, "/api/stores/probe").await;
+        rows["windows"]
+            .as_array()?
+            .iter()
+            .find(|w| w["start"] == base + 1000 && w["error"].is_string())
+            .cloned()
+    })
+    .await;
+    assert!(
+        row["error"].as_str().unwrap().contains("guest trapped"),
+        "{row}"
+    );
+    assert_eq!(
+        row["value"]["agg"],
+        serde_json::Value::Null,
+        "no value was ever finished: {row}"
+    );
+    produce(&p, "R", Some("k"), "heal", Some(base + 1001)).await;
+
+    let got = finals(&app, "R-out", 2).await;
+    assert_eq!(
+        got[&("k".to_string(), base, base + 1000)],
+        serde_json::json!({"n": 3, "agg": {"records": 3, "bytes": 6, "version": 1}}),
+        "the refused records changed nothing, not even the built-in count"
+    );
+    assert_eq!(
+        got[&("k".to_string(), base + 1000, base + 2000)],
+        serde_json::json!({"n": 2, "agg": {"records": 2, "bytes": 15, "version": 1}}),
+        "finish works again once the state is healed"
+    );
+
+    let dlq = read_until_quiet(
+        &reader(&app.bootstrap, "kfn.probe.dlq"),
+        Duration::from_secs(1),
+    )
+    .await;
+    let errors: BTreeMap<&str, &str> = dlq
+        .iter()
+        .map(|r| (r.value.as_str(), r.header("kfn-error").unwrap_or("")))
+        .collect();
+    assert_eq!(errors.len(), 3, "{dlq:#?}");
+    assert!(errors["trap"].contains("trapped"), "{errors:?}");
+    assert!(errors["refuse"].contains("agg-probe refuses"), "{errors:?}");
+    assert!(errors["grow:100000"].contains("limits.state"), "{errors:?}");
+    for r in &dlq {
+        assert_eq!(
+            r.header("kfn-attempts"),
+            Some("1"),
+            "a pure function is not retried"
+        );
+        assert_eq!(r.header("kfn-source-topic"), Some("R"));
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_swap_under_load_hands_the_state_on_without_loss_or_double_counting() {
+    let yaml = r#"
+kafka: { brokers: embedded }
+analytics:
+  swap:
+    in: S
+    key: record-key
+    window: { tumbling: 1s, idle: 1s }
+    aggregate: { function: agg }
+    out: S-out
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let app = common::start_app(dir.path(), yaml, &[("agg", common::guest("agg-probe"))]).await;
+    let p = producer(&app.bootstrap);
+    let base = (kfn::record::now_ms() / 1000 - 60) * 1000;
+    let events: Vec<Event> = (0..3000i64)
+        .map(|i| Event {
+            key: format!("k{}", i % 3),
+            ts: base + i * 3,
+            value: "x".repeat(1 + (i % 7) as usize),
+        })
+        .collect();
+    let mut swapped = false;
+    for (i, e) in events.iter().enumerate() {
+        produce(&p, "S", Some(&e.key), &e.value, Some(e.ts)).await;
+        if i == 1500 {
+            common::replace_function(dir.path(), "agg", &common::guest("agg-probe-v2"));
+            swapped = true;
+        }
+    }
+    assert!(swapped);
+    let expected = Window::Tumbling(1000).assign(&events);
+    let got = finals(&app, "S-out", expected.len()).await;
+    let mut versions = BTreeMap::new();
+    for (id, records) in &expected {
+        let value = &got[id];
+        let bytes: usize = records.iter().map(|e| e.value.len()).sum();
+        assert_eq!(
+            (&value["records"], &value["bytes"]),
+            (&records.len().into(), &bytes.into()),
+            "{id:?}: every record counted once across the swap"
+        );
+        *versions
+            .entry(value["version"].as_u64().unwrap())
+            .or_insert(0) += 1;
+    }
+    assert!(
+        versions.get(&2).is_some_and(|n| *n > 0),
+        "windows finished after the swap report the new version: {versions:?}"
+    );
+    app.shutdown().await;
+}

@@ -288,7 +288,7 @@ analytics:
   probe:
     in: R
     key: record-key
-    window: { tumbling: 1s, idle: 1s }
+    window: { tumbling: 1s, idle: 10s }
     aggregate: { n: count, agg: { function: agg-probe } }
     limits: { state: 64KiB }
     out: R-out
@@ -309,7 +309,8 @@ analytics:
     {
         produce(&p, "R", Some("k"), v, Some(base + i as i64)).await;
     }
-    // The next window: `finish` fails on it until a `heal` record comes.
+    // The next window: `finish` fails on it until a `heal` record comes (it stays
+    // open until the input has been idle for 10 s: time enough to look and heal).
     produce(&p, "R", Some("k"), "finish-trap", Some(base + 1000)).await;
     let row = eventually(LONG, "the failing finish shown on the window", async || {
         let rows = get_json(app.http_addr, "/api/stores/probe").await;
@@ -418,5 +419,214 @@ analytics:
         versions.get(&2).is_some_and(|n| *n > 0),
         "windows finished after the swap report the new version: {versions:?}"
     );
+    app.shutdown().await;
+}
+
+/// Every result on `topic` (updates and finals) once `n` finals are there.
+async fn results(app: &App, topic: &str, n: usize) -> Vec<serde_json::Value> {
+    eventually(LONG, &format!("{n} final windows on {topic}"), async || {
+        let all: Vec<serde_json::Value> =
+            read_until_quiet(&reader(&app.bootstrap, topic), Duration::from_millis(500))
+                .await
+                .iter()
+                .map(|r| json(&r.value))
+                .collect();
+        (all.iter().filter(|v| v["final"] == true).count() >= n).then_some(all)
+    })
+    .await
+}
+
+fn window_id(v: &serde_json::Value) -> (String, i64, i64) {
+    (
+        v["key"].as_str().unwrap().to_string(),
+        v["start"].as_i64().unwrap(),
+        v["end"].as_i64().unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_records_change_nothing_on_any_window_kind() {
+    // Beside the built-in count, on every kind, with one record in eight refused: a
+    // refused record must leave no trace (not in the count, the guest's state, the
+    // windows it would have made or merged, or stream time), so both aggregates
+    // agree everywhere, and equal the oracle of the records that were accepted.
+    let mut yaml = String::from("kafka: { brokers: embedded }\nanalytics:\n");
+    let kinds = [
+        ("tumbling", "{ tumbling: 1000ms, idle: 1s }", "final"),
+        (
+            "hopping",
+            "{ hopping: { size: 2000ms, advance: 1000ms }, idle: 1s }",
+            "changes",
+        ),
+        ("sliding", "{ sliding: 500ms, idle: 1s }", "final"),
+        (
+            "session",
+            "{ session: { gap: 300ms }, idle: 1s }",
+            "changes",
+        ),
+    ];
+    for (kind, window, emit) in kinds {
+        yaml.push_str(&format!(
+            "  {kind}: {{ in: mixed, key: record-key, window: {window}, aggregate: {{ n: count, agg: {{ function: agg-probe }} }}, emit: {emit}, out: {kind}-out }}\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let app = common::start_app(
+        dir.path(),
+        &yaml,
+        &[("agg-probe", common::guest("agg-probe"))],
+    )
+    .await;
+    let p = producer(&app.bootstrap);
+    let mut events = page_events();
+    let mut refused = 0;
+    for (i, e) in events.iter_mut().enumerate() {
+        e.value = if i % 8 == 3 {
+            refused += 1;
+            "refuse".into()
+        } else {
+            "v".repeat(1 + i % 5)
+        };
+        produce(&p, "mixed", Some(&e.key), &e.value, Some(e.ts)).await;
+    }
+    let accepted: Vec<Event> = events
+        .iter()
+        .filter(|e| e.value != "refuse")
+        .cloned()
+        .collect();
+    for (kind, _, emit) in kinds {
+        let oracle: Option<BTreeMap<_, _>> = match kind {
+            "tumbling" => Some(Window::Tumbling(1000)),
+            "hopping" => Some(Window::Hopping(2000, 1000)),
+            "session" => Some(Window::Session(300)),
+            _ => None,
+        }
+        .map(|w| {
+            w.assign(&accepted)
+                .into_iter()
+                .map(|(id, records)| {
+                    let bytes: usize = records.iter().map(|e| e.value.len()).sum();
+                    let value = serde_json::json!({"n": records.len(), "agg": {"records": records.len(), "bytes": bytes, "version": 1}});
+                    (id, value)
+                })
+                .collect()
+        });
+        let n = oracle.as_ref().map_or(1, BTreeMap::len);
+        let all = results(&app, &format!("{kind}-out"), n).await;
+        let finals: BTreeMap<_, _> = all
+            .iter()
+            .filter(|v| v["final"] == true)
+            .map(|v| (window_id(v), v["value"].clone()))
+            .collect();
+        for (id, value) in &finals {
+            assert_eq!(
+                value["n"], value["agg"]["records"],
+                "{kind} {id:?}: the count and the aggregator agree: {value}"
+            );
+        }
+        if let Some(oracle) = oracle {
+            let diff = common::differences(&oracle, &finals);
+            assert!(diff.is_empty(), "{kind}: {diff:#?}");
+        }
+        if emit == "changes" && kind != "session" {
+            // No window appears and vanishes: a refused record's window was never there.
+            let vanished: Vec<_> = all.iter().filter(|v| v["value"].is_null()).collect();
+            assert!(vanished.is_empty(), "{kind}: {vanished:?}");
+        }
+        let dlq = read_until_quiet(
+            &reader(&app.bootstrap, &format!("kfn.{kind}.dlq")),
+            Duration::from_millis(500),
+        )
+        .await;
+        assert_eq!(
+            dlq.len(),
+            refused,
+            "{kind}: each refused record dead-lettered once"
+        );
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_wait_for_a_missing_aggregator_and_none_is_lost_or_late() {
+    let yaml = r#"
+kafka: { brokers: embedded }
+analytics:
+  waits:
+    in: P
+    key: record-key
+    window: { tumbling: 1s, idle: 1s }
+    aggregate: { function: agg }
+    out: P-out
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let app = common::start_app(dir.path(), yaml, &[("agg", common::guest("agg-probe"))]).await;
+    let p = producer(&app.bootstrap);
+    // Stamped as they are produced: idle close moves the watermark with the wall
+    // clock, so records from the past would be late after a pause, function or not.
+    let mut events: Vec<Event> = Vec::new();
+    let event = |i: usize| Event {
+        key: "k".into(),
+        ts: kfn::record::now_ms(),
+        value: "x".repeat(1 + i % 3),
+    };
+    for i in 0..100 {
+        events.push(event(i));
+        let e = events.last().unwrap();
+        produce(&p, "P", Some(&e.key), &e.value, Some(e.ts)).await;
+    }
+    // The function goes away; the rest of the records come and must wait for it,
+    // longer than `idle`: the windows they are in stay open.
+    std::fs::remove_file(dir.path().join("functions/agg.wasm")).unwrap();
+    eventually(LONG, "the function to be missing", async || {
+        let functions = get_json(app.http_addr, "/api/functions").await;
+        functions
+            .as_array()?
+            .iter()
+            .any(|f| f["name"] == "agg" && f["status"] == "missing")
+            .then_some(())
+    })
+    .await;
+    for i in 100..300 {
+        events.push(event(i));
+        let e = events.last().unwrap();
+        produce(&p, "P", Some(&e.key), &e.value, Some(e.ts)).await;
+    }
+    eventually(LONG, "the stage to pause for its function", async || {
+        let b = app.bindings.get("waits")?.info();
+        (b.status == kfn::observe::BindingState::Paused).then_some(())
+    })
+    .await;
+    let first =
+        read_until_quiet(&reader(&app.bootstrap, "P-out"), Duration::from_millis(300)).await;
+    let paused_at = std::time::Instant::now();
+    // Three times `idle`, paused: nothing may close meanwhile.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during =
+        read_until_quiet(&reader(&app.bootstrap, "P-out"), Duration::from_millis(300)).await;
+    assert_eq!(
+        during.len(),
+        first.len(),
+        "nothing closed while the function was missing"
+    );
+    common::replace_function(dir.path(), "agg", &common::guest("agg-probe"));
+
+    let expected = Window::Tumbling(1000).assign(&events);
+    let got = finals(&app, "P-out", expected.len()).await;
+    for (id, records) in &expected {
+        let bytes: usize = records.iter().map(|e| e.value.len()).sum();
+        assert_eq!(
+            got[id],
+            serde_json::json!({"records": records.len(), "bytes": bytes, "version": 1}),
+            "{id:?}, after a pause of {:?}",
+            paused_at.elapsed()
+        );
+    }
+    let dlq = read_until_quiet(
+        &reader(&app.bootstrap, "kfn.waits.dlq"),
+        Duration::from_millis(500),
+    )
+    .await;
+    assert!(dlq.is_empty(), "nothing late or refused: {dlq:?}");
     app.shutdown().await;
 }

@@ -83,7 +83,7 @@ fn the_example_app_resolves_every_value() {
         cpu_time: Duration::from_secs(1),
         attempts: 3,
         retry_backoff: Duration::from_millis(100),
-        state_bytes: 1 << 20,
+        state_bytes: 512 << 10,
     };
     assert_eq!(config.functions.limits, default_limits);
 

@@ -57,8 +57,14 @@ pub mod defaults {
     /// transient failure; a bounded number means a poison record never stalls a
     /// partition.
     pub const ATTEMPTS: u32 = 3;
-    /// `limits.state`: the largest state an aggregator may keep per window.
-    pub const STATE_BYTES: u64 = 1 << 20;
+    /// `limits.state`: the largest state an aggregator may keep per window. A
+    /// window's state goes to the changelog as one record, which must fit in
+    /// [`MESSAGE_MAX_BYTES`] (Kafka's default is about 1 MB) with its key.
+    pub const STATE_BYTES: u64 = 512 << 10;
+    /// librdkafka's default `message.max.bytes`.
+    pub const MESSAGE_MAX_BYTES: u64 = 1_000_000;
+    /// Room left in a changelog record beside the state: key, window, built-ins.
+    pub const CHANGELOG_OVERHEAD: u64 = 16 << 10;
     /// First retry delay (then 200 ms, 400 ms, ... up to 1 s).
     pub const RETRY_BACKOFF: Duration = Duration::from_millis(100);
     /// `kafka.commit-interval`: how often an exactly-once binding or stage commits its

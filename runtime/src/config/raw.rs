@@ -85,7 +85,7 @@ pub struct RawLimits {
     pub attempts: Option<Located<String>>,
     /// Wait before the first retry, doubling up to 10 times as long, e.g. `100ms`.
     pub retry_backoff: Option<Located<String>>,
-    /// Largest state an aggregator function keeps per window, e.g. `1MiB` (the
+    /// Largest state an aggregator function keeps per window, e.g. `512KiB` (the
     /// default); a record that would grow it further is dead-lettered.
     pub state: Option<Located<String>>,
 }

@@ -30,6 +30,9 @@ struct Context {
     routes: BTreeMap<String, (String, Pos)>,
     /// `kafka.application-id` (part of default topic names).
     application_id: String,
+    /// The largest record the producer sends (`message.max.bytes`): what one
+    /// changelog record, and so one aggregator state, must fit in.
+    max_message: u64,
 }
 
 /// One problem, before it is given its file name.
@@ -169,6 +172,11 @@ fn build_config(root: &Node, base_dir: &Path, report: &mut Report) -> Option<Con
             || defaults::APPLICATION_ID.to_owned(),
             |k| k.application_id.clone(),
         ),
+        max_message: kafka
+            .as_ref()
+            .and_then(|k| k.properties.get("message.max.bytes"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(defaults::MESSAGE_MAX_BYTES),
     };
     let bindings = entries_of(
         sections.get("bindings"),

@@ -290,6 +290,7 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
                 worker: ctx.worker(name, f, &a.config, &a.limits, World::Aggregator),
                 max_state: usize::try_from(a.limits.state_bytes).unwrap_or(usize::MAX),
             }),
+            blocked: false,
         },
         extract,
         direct: !a.repartitions(),

@@ -48,6 +48,9 @@ pub struct Operator {
     pub behind: Option<Arc<Behind>>,
     /// The aggregator function, in a stage that has one.
     pub guest: Option<Aggregator>,
+    /// The aggregator could not run on the last record (not loaded, broken): that
+    /// record waits, so no partition is idle and nothing closes until it runs.
+    pub blocked: bool,
 }
 
 /// The input partitions of a repartitioned stage with records still to read by the
@@ -90,6 +93,10 @@ impl Operator {
             .with(partition, lease, |state| {
                 state.set_sources(expected, &behind);
                 let late = state.add(stage, source, ts, key, values, Instant::now());
+                if late.is_err() {
+                    // A record no window takes changes nothing.
+                    state.settle(stage, None);
+                }
                 (late, state.take_work())
             })
             .ok_or_else(|| {
@@ -113,6 +120,7 @@ impl Operator {
         };
         self.store
             .with(partition, lease, |state| state.settle(stage, states));
+        self.blocked = refused.as_ref().is_some_and(|e| !e.is_record_failure());
         match refused {
             None => Ok(late),
             Some(e) => Err(AddError::Guest(e)),
@@ -121,10 +129,11 @@ impl Operator {
 
     /// Runs `finish` for every window whose aggregator state changed since it last
     /// ran (with the store unlocked), so that what closes, what is emitted and what
-    /// HTTP reads has its value.
-    fn finish_changed(&mut self) {
+    /// HTTP reads has its value. False if the function cannot run now (not loaded,
+    /// broken): then nothing may close, or it would close with an old value.
+    fn finish_changed(&mut self) -> bool {
         let Some(guest) = &mut self.guest else {
-            return;
+            return true;
         };
         let mut stale = BTreeMap::new();
         self.store.each(|partition, state| {
@@ -134,16 +143,25 @@ impl Operator {
             }
         });
         if stale.is_empty() {
-            return;
+            return !self.blocked;
         }
         let mut done: BTreeMap<i32, Finished> = BTreeMap::new();
+        let mut ready = true;
         for (partition, windows) in stale {
             let finished = windows
                 .into_iter()
                 .map(|(key, bounds, state)| {
-                    let outcome = guest.finish(&state).transpose();
-                    if let Some(Err(e)) = &outcome {
-                        tracing::warn!(store = %self.store.name(), %key, window = %self.store.stage.spec.show(bounds), "finish failed: {e}");
+                    // Once the function cannot run, the rest wait for it too.
+                    let outcome = match ready {
+                        true => guest.finish(&state).transpose(),
+                        false => None,
+                    };
+                    match &outcome {
+                        Some(Err(e)) => {
+                            tracing::warn!(store = %self.store.name(), %key, window = %self.store.stage.spec.show(bounds), "finish failed: {e}");
+                        }
+                        None => ready = false,
+                        Some(Ok(_)) => {}
                     }
                     (key, bounds, outcome)
                 })
@@ -155,6 +173,7 @@ impl Operator {
                 state.set_finished(finished);
             }
         });
+        ready && !self.blocked
     }
 
     /// How many input partitions feed each partition here: 1 for a stage reading its
@@ -177,12 +196,14 @@ impl Operator {
 
     /// What changed since the last flush, and the windows stream time has closed.
     pub fn flush(&mut self) -> Effects {
-        self.finish_changed();
+        let ready = self.finish_changed();
         let mut fx = Effects::default();
         let (stage, now) = (&self.store.stage, Instant::now());
         self.store.each(|_, state| {
             // Stream time only: moving on with the wall clock is the tick's job.
-            state.close_due(stage, now, true, &mut fx);
+            if ready {
+                state.close_due(stage, now, true, &mut fx);
+            }
             state.flush(stage, &mut fx);
         });
         fx
@@ -204,7 +225,7 @@ impl Operator {
                 return Effects::default();
             }
         }
-        self.finish_changed();
+        let ready = self.finish_changed();
         let mut fx = Effects::default();
         let (expected, behind) = (
             self.sources(),
@@ -214,7 +235,9 @@ impl Operator {
         self.store.each(|partition, state| {
             state.set_sources(expected, &behind);
             let busy = upstream_busy || lagging.contains(&partition);
-            state.close_due(stage, now, busy, &mut fx);
+            if ready {
+                state.close_due(stage, now, busy, &mut fx);
+            }
             state.emit_updates(stage, now, &mut fx);
             state.flush(stage, &mut fx);
         });

@@ -47,17 +47,29 @@ struct Index {
     stale: BTreeSet<Id>,
 }
 
-/// Each window as it was before the record being handled changed it (`None`: it did
-/// not exist), in the order they were first changed: how a record the aggregator
-/// function refused is taken back.
-type Undo = Vec<(Bounds, Option<Slot>)>;
+/// Each window as it was before the record being handled changed it, in the order
+/// they were first changed: how a record the aggregator function refused is taken
+/// back.
+type Undo = Vec<Before>;
+
+/// One window before the record: its slot (`None`: it did not exist) and whether it
+/// was waiting to be written, emitted and finished.
+#[derive(Debug)]
+struct Before {
+    bounds: Bounds,
+    slot: Option<Slot>,
+    touched: bool,
+    updated: bool,
+    stale: bool,
+}
 
 /// What the record being handled did in a stage with an aggregator function, until
-/// the function has run.
+/// the function has run: enough to take it back entirely, stream time included.
 #[derive(Debug)]
 struct Pending {
     key: Arc<str>,
     undo: Undo,
+    clock: Clock,
 }
 
 /// Every window of a partition in one ordered map, keyed by (group key, start, end),
@@ -148,8 +160,15 @@ impl KeyWindows<'_> {
         let Some(undo) = self.undo.as_deref_mut() else {
             return;
         };
-        if !undo.iter().any(|(b, _)| *b == bounds) {
-            undo.push((bounds, self.windows.get(&self.key, bounds).cloned()));
+        if !undo.iter().any(|b| b.bounds == bounds) {
+            let id = (self.key.clone(), bounds);
+            undo.push(Before {
+                bounds,
+                slot: self.windows.get(&self.key, bounds).cloned(),
+                touched: self.index.touched.contains(&id),
+                updated: self.index.updated.contains(&id),
+                stale: self.index.stale.contains(&id),
+            });
         }
     }
 
@@ -291,11 +310,12 @@ impl PartitionState {
         if ts < 0 {
             return Err(format!("timestamp {ts} is before 1970: windows start at 0"));
         }
+        let guest = stage.aggregates.function().is_some();
+        let clock = guest.then(|| self.clock.clone());
         let before = self.clock.current();
         let watermark = self.clock.observe(source, ts, now);
         let key = self.windows.intern(key);
         let mut undo = Undo::new();
-        let guest = stage.aggregates.function().is_some();
         let mut view = KeyWindows {
             key: key.clone(),
             windows: &mut self.windows,
@@ -305,7 +325,7 @@ impl PartitionState {
         };
         let late = kinds::add(&stage.spec, &mut view, ts, values, watermark, before);
         self.windows.release(&key);
-        self.pending = guest.then_some(Pending { key, undo });
+        self.pending = clock.map(|clock| Pending { key, undo, clock });
         let late = late?;
         Ok(late.map(|(windows, entirely)| Late {
             windows,
@@ -321,7 +341,7 @@ impl PartitionState {
             return Vec::new();
         };
         let mut work = Vec::new();
-        for (bounds, _) in &pending.undo {
+        for Before { bounds, .. } in &pending.undo {
             if let Some(g) = self
                 .windows
                 .get_mut(&pending.key, *bounds)
@@ -338,7 +358,7 @@ impl PartitionState {
     /// state; `None` (the function refused the record) puts every window the record
     /// changed back as it was.
     pub fn settle(&mut self, stage: &Stage, states: Option<Vec<(Bounds, Arc<[u8]>)>>) {
-        let Some(Pending { key, undo }) = self.pending.take() else {
+        let Some(Pending { key, undo, clock }) = self.pending.take() else {
             return;
         };
         match states {
@@ -350,14 +370,27 @@ impl PartitionState {
                         .and_then(|s| s.acc.guest.as_mut())
                     {
                         g.state = Some(state);
+                    }
+                }
+                // Every window the record made or changed needs `finish`: also those
+                // made as a copy of another (sliding windows), with no call of their own.
+                for Before { bounds, .. } in undo {
+                    let has_state = self
+                        .windows
+                        .get(&key, bounds)
+                        .and_then(|s| s.acc.guest.as_ref())
+                        .is_some_and(|g| g.state.is_some());
+                    if has_state {
                         self.index.stale.insert((key.clone(), bounds));
                     }
                 }
             }
             None => {
-                for (bounds, before) in undo.into_iter().rev() {
+                for before in undo.into_iter().rev() {
+                    let bounds = before.bounds;
+                    let id = (key.clone(), bounds);
                     let open = (stage.spec.close_at(bounds), key.clone(), bounds);
-                    match before {
+                    match before.slot {
                         Some(slot) => {
                             let closed = slot.closed;
                             if self.windows.insert(&key, bounds, slot) && !closed {
@@ -369,8 +402,20 @@ impl PartitionState {
                             self.index.open.remove(&open);
                         }
                     }
+                    for (set, was) in [
+                        (&mut self.index.touched, before.touched),
+                        (&mut self.index.updated, before.updated),
+                        (&mut self.index.stale, before.stale),
+                    ] {
+                        if was {
+                            set.insert(id.clone());
+                        } else {
+                            set.remove(&id);
+                        }
+                    }
                 }
                 self.windows.release(&key);
+                self.clock = clock;
             }
         }
     }

@@ -96,6 +96,25 @@ pub(super) fn stage(
         Some(limits) => merge_limits(&at("limits"), limits, &context.limits, report),
         None => context.limits.clone(),
     };
+    if aggregate.as_ref().and_then(Aggregates::function).is_some()
+        && limits.state_bytes + defaults::CHANGELOG_OVERHEAD > context.max_message
+    {
+        let pos = raw
+            .limits
+            .as_ref()
+            .and_then(|l| l.state.as_ref())
+            .map_or(key, |s| s.pos);
+        report.error(
+            pos,
+            &at("limits.state"),
+            format!(
+                "a window's state ({} bytes) must fit in one changelog record, and the producer sends at most {} bytes \
+                 (message.max.bytes): lower limits.state, or raise kafka.properties.message.max.bytes and the \
+                 broker's (or the changelog topic's) max.message.bytes",
+                limits.state_bytes, context.max_message
+            ),
+        );
+    }
     let dlq = dead_letter_topic(
         name,
         key,

@@ -21,7 +21,8 @@
 //!   precompiled-artifact cache, the function registry that hot-swaps versions, and
 //!   per-binding workers that call guests with CPU-time and memory limits.
 //! - [`window`]: the analytics stage's operator: tumbling, hopping, sliding and
-//!   session windows, aggregates, stream time and idle close per input partition,
+//!   session windows, aggregates (built-in, or an aggregator function whose state
+//!   bytes the store keeps), stream time and idle close per input partition,
 //!   the changelog, restore, final results, and the queryable store.
 //! - [`http`]: the dashboard, the JSON API and the SSE feeds, `/metrics`, `/healthz`
 //!   and `/readyz`, the API token; store queries gathered from the other instances.
@@ -40,8 +41,10 @@
 //! # Glossary
 //!
 //! - **source / sink**: Kafka input and output.
-//! - **supplier / function / consumer**: the kinds of component (WIT worlds): called on
-//!   a schedule, once per record with outputs, once per record for a side effect.
+//! - **supplier / function / consumer / aggregator**: the kinds of component (WIT
+//!   worlds, one table: [`wasm::WORLDS`]): called on a schedule, once per record with
+//!   outputs, once per record for a side effect, and per record and window of an
+//!   analytics stage with the window's state (which kfn keeps) in and out.
 //! - **binding**: one entry of `bindings:` in `kfn.yaml`: a component bound to topics.
 //! - **stage**: one entry of `analytics:`: a windowed aggregation, run as one or two
 //!   record loops (a repartition step when it groups by a new key, then the window

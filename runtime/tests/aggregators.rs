@@ -344,11 +344,7 @@ analytics:
         "finish works again once the state is healed"
     );
 
-    let dlq = read_until_quiet(
-        &reader(&app.bootstrap, "kfn.probe.dlq"),
-        Duration::from_secs(1),
-    )
-    .await;
+    let dlq = common::read_n(&reader(&app.bootstrap, "kfn.probe.dlq"), 3, LONG).await;
     let errors: BTreeMap<&str, &str> = dlq
         .iter()
         .map(|r| (r.value.as_str(), r.header("kfn-error").unwrap_or("")))
@@ -533,14 +529,12 @@ async fn refused_records_change_nothing_on_any_window_kind() {
             let vanished: Vec<_> = all.iter().filter(|v| v["value"].is_null()).collect();
             assert!(vanished.is_empty(), "{kind}: {vanished:?}");
         }
-        let dlq = read_until_quiet(
-            &reader(&app.bootstrap, &format!("kfn.{kind}.dlq")),
-            Duration::from_millis(500),
-        )
-        .await;
+        let dead = reader(&app.bootstrap, &format!("kfn.{kind}.dlq"));
+        let dlq = common::read_n(&dead, refused, LONG).await;
+        let more = read_until_quiet(&dead, Duration::from_secs(1)).await;
         assert_eq!(
-            dlq.len(),
-            refused,
+            (dlq.len(), more.len()),
+            (refused, 0),
             "{kind}: each refused record dead-lettered once"
         );
     }

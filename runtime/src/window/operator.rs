@@ -82,6 +82,13 @@ impl Operator {
         values: &[f64],
     ) -> Result<Option<Late>, AddError> {
         let (partition, lease) = (record.partition, record.lease);
+        if !self.store.has(partition, lease) {
+            // Partitions arrive together: restore every one that is new at once.
+            let owned = self.ownership.owned();
+            if !self.restorer.ensure_all(&owned) {
+                return Err(AddError::Stopping);
+            }
+        }
         if !self.restorer.ensure(partition, lease) {
             return Err(AddError::Stopping);
         }
@@ -220,10 +227,8 @@ impl Operator {
         if !dropped.is_empty() {
             tracing::info!(store = %self.store.name(), partitions = ?dropped, "state handed over to another instance");
         }
-        for &(partition, lease) in &owned {
-            if !self.restorer.ensure(partition, lease) {
-                return Effects::default();
-            }
+        if !self.restorer.ensure_all(&owned) {
+            return Effects::default();
         }
         let ready = self.finish_changed();
         let mut fx = Effects::default();

@@ -65,6 +65,39 @@ impl Restorer {
         }
     }
 
+    /// [`Restorer::ensure`] for every partition of `owned` (partition, lease) not
+    /// here yet, restoring them side by side, one changelog reader each: a new owner
+    /// of several partitions (a start, a takeover) waits for the largest, not for
+    /// their sum. False only on shutdown.
+    pub fn ensure_all(&self, owned: &[(i32, u64)]) -> bool {
+        let missing: Vec<(i32, u64)> = owned
+            .iter()
+            .copied()
+            .filter(|&(p, lease)| !self.store.has(p, lease))
+            .collect();
+        if missing.len() > 1 {
+            let guard = self.store.restore_guard();
+            let restored: Vec<_> = std::thread::scope(|s| {
+                let readers: Vec<_> = missing
+                    .iter()
+                    .map(|&(p, lease)| s.spawn(move || (p, lease, self.restore(p))))
+                    .collect();
+                readers.into_iter().filter_map(|r| r.join().ok()).collect()
+            });
+            for (p, lease, state) in restored {
+                // One that failed is retried below, alone, with its reason shown.
+                if let Ok(state) = state {
+                    self.store.install(p, lease, state);
+                }
+            }
+            if missing.iter().all(|&(p, lease)| self.store.has(p, lease)) {
+                self.stats.set_state(BindingState::Running, None);
+            }
+            drop(guard);
+        }
+        missing.iter().all(|&(p, lease)| self.ensure(p, lease))
+    }
+
     fn restore(&self, partition: i32) -> Result<PartitionState, String> {
         let started = std::time::Instant::now();
         let stage = &self.store.stage;

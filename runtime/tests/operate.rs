@@ -158,19 +158,29 @@ analytics:
         ),
         1.0
     );
-    // Lag is known for the partitions read: nothing left to read now.
-    let lag: Vec<f64> = s
-        .samples
-        .iter()
-        .filter(|x| {
-            x.metric == "kfn_consumer_lag_records" && x.labels.get("binding") == Some("counts")
-        })
-        .map(|x| match x.value {
-            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
-            _ => -1.0,
-        })
-        .collect();
-    assert!(!lag.is_empty() && lag.iter().all(|l| *l == 0.0), "{lag:?}");
+    // Lag is known for the partitions read: nothing left to read now (sampled at
+    // most once a second, so it is awaited).
+    eventually(
+        LONG,
+        "the lag gauge to read 0 for every partition read",
+        async || {
+            let s = scrape(app.http_addr).await;
+            let lag: Vec<f64> = s
+                .samples
+                .iter()
+                .filter(|x| {
+                    x.metric == "kfn_consumer_lag_records"
+                        && x.labels.get("binding") == Some("counts")
+                })
+                .map(|x| match x.value {
+                    prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                    _ => -1.0,
+                })
+                .collect();
+            (!lag.is_empty() && lag.iter().all(|l| *l == 0.0)).then_some(())
+        },
+    )
+    .await;
     // The store holds the open window of the 97 counted records; the same as the API says.
     let stores = get_json(app.http_addr, "/api/stores").await;
     let open = stores[0]["open_windows"].as_f64().unwrap();

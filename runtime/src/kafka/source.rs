@@ -274,10 +274,10 @@ impl Source {
     /// partition ends beyond what was handed out. Such a partition is not idle, however
     /// long ago its last record arrived. A partition nothing was read from since it
     /// was assigned is not known to lag.
-    pub fn lagging(&self) -> Vec<i32> {
-        self.lag()
-            .into_iter()
-            .filter_map(|(p, lag)| (lag > 0).then_some(p))
+    /// (`lag` is what [`Source::lag`] gave.)
+    pub fn lagging(lag: &[(i32, i64)]) -> Vec<i32> {
+        lag.iter()
+            .filter_map(|&(p, lag)| (lag > 0).then_some(p))
             .collect()
     }
 

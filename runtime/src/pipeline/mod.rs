@@ -176,6 +176,9 @@ pub struct Binding {
 pub const BATCH: usize = 256;
 /// How often a loop with an [`Activity`] refreshes it.
 const ACTIVITY_EVERY: Duration = Duration::from_millis(100);
+
+/// How often an idle loop samples its consumer lag.
+const LAG_EVERY: Duration = Duration::from_secs(1);
 /// The longest wait before reading a batch again after its transaction aborted.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -450,8 +453,12 @@ pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delive
             return;
         }
     };
-    let timer = tick_every.or(b.activity.as_ref().map(|_| ACTIVITY_EVERY));
-    let mut tick = tokio::time::interval(timer.unwrap_or(Duration::from_secs(3600)));
+    // Every loop ticks, at least to keep the lag gauge current when records stop
+    // (settling samples it at most once a second, so the last batch may not).
+    let timer = tick_every
+        .or(b.activity.as_ref().map(|_| ACTIVITY_EVERY))
+        .unwrap_or(LAG_EVERY);
+    let mut tick = tokio::time::interval(timer);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending: VecDeque<Record> = VecDeque::new();
     let mut running: VecDeque<Running> = VecDeque::new();
@@ -539,8 +546,12 @@ pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delive
                 }
             }
             () = tokio::time::sleep_until(commit_at.unwrap_or_else(tokio::time::Instant::now)), if commit_at.is_some() => {}
-            _ = tick.tick(), if timer.is_some() => {
-                lagging = b.source.lagging();
+            _ = tick.tick() => {
+                let lag = b.source.lag();
+                lagging = crate::kafka::Source::lagging(&lag);
+                if b.stats.lag_due() {
+                    b.stats.set_lag(lag);
+                }
                 if tick_every.is_some() {
                     if !drain!() {
                         break;

@@ -188,19 +188,7 @@ async fn finals(
     eventually(LONG, &format!("{n} final windows on {topic}"), async || {
         let all =
             read_until_quiet(&reader(&app.bootstrap, topic), Duration::from_millis(500)).await;
-        let finals: BTreeMap<_, _> = all
-            .iter()
-            .map(|r| json(&r.value))
-            .filter(|v| v["final"] == true)
-            .map(|v| {
-                let id = (
-                    v["key"].as_str().unwrap().to_string(),
-                    v["start"].as_i64().unwrap(),
-                    v["end"].as_i64().unwrap(),
-                );
-                (id, v["value"].clone())
-            })
-            .collect();
+        let finals = common::finals_of(&all);
         (finals.len() >= n).then_some(finals)
     })
     .await
@@ -432,14 +420,6 @@ async fn results(app: &App, topic: &str, n: usize) -> Vec<serde_json::Value> {
     .await
 }
 
-fn window_id(v: &serde_json::Value) -> (String, i64, i64) {
-    (
-        v["key"].as_str().unwrap().to_string(),
-        v["start"].as_i64().unwrap(),
-        v["end"].as_i64().unwrap(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_records_change_nothing_on_any_window_kind() {
     // Beside the built-in count, on every kind, with one record in eight refused: a
@@ -512,7 +492,7 @@ async fn refused_records_change_nothing_on_any_window_kind() {
         let finals: BTreeMap<_, _> = all
             .iter()
             .filter(|v| v["final"] == true)
-            .map(|v| (window_id(v), v["value"].clone()))
+            .map(|v| (common::window_id(v), v["value"].clone()))
             .collect();
         for (id, value) in &finals {
             assert_eq!(

@@ -232,21 +232,7 @@ analytics:
         sessions.insert((user.clone(), first, last), n);
     }
 
-    let finals = |records: &[common::Read]| -> BTreeMap<(String, i64, i64), serde_json::Value> {
-        records
-            .iter()
-            .map(|r| json(&r.value))
-            .filter(|v| v["final"] == true)
-            .map(|v| {
-                let id = (
-                    v["key"].as_str().unwrap().to_string(),
-                    v["start"].as_i64().unwrap(),
-                    v["end"].as_i64().unwrap(),
-                );
-                (id, v["value"].clone())
-            })
-            .collect()
-    };
+    let finals = common::finals_of;
     let got = eventually(LONG, "every hopping window's final value", async || {
         let all = read_until_quiet(
             &reader(&app.bootstrap, "W-hops"),

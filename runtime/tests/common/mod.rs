@@ -443,3 +443,27 @@ pub fn compile_cold_and_warm(
     );
     (cold, warm, cache)
 }
+
+/// A window's (key, start, end) in a stage's result on `out`.
+pub fn window_id(v: &serde_json::Value) -> (String, i64, i64) {
+    (
+        v["key"].as_str().unwrap().to_string(),
+        v["start"].as_i64().unwrap(),
+        v["end"].as_i64().unwrap(),
+    )
+}
+
+/// The final values among a stage's results on `out`, by (key, start, end).
+pub fn finals_of(
+    records: &[Read],
+) -> std::collections::BTreeMap<(String, i64, i64), serde_json::Value> {
+    records
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.value)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.value))
+        })
+        .filter(|v| v["final"] == true)
+        .map(|v| (window_id(&v), v["value"].clone()))
+        .collect()
+}

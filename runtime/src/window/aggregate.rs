@@ -226,23 +226,13 @@ impl Acc {
     /// aggregator function if `guest`).
     pub fn decode(bytes: &[u8], pointers: usize, guest: bool) -> Result<Acc, String> {
         let fixed = 8 + pointers * 24;
-        let (bytes, guest) = match guest {
-            false => (bytes, None),
-            true if bytes.len() >= fixed => (
-                &bytes[..fixed],
-                Some(Box::new(GuestAcc::decode(&bytes[fixed..])?)),
-            ),
-            true => {
-                return Err(format!(
-                    "window state of {} bytes, expected at least {fixed}",
-                    bytes.len()
-                ));
-            }
+        let (bytes, guest) = match (guest, bytes.split_at_checked(fixed)) {
+            (true, Some((built_in, state))) => (built_in, Some(Box::new(GuestAcc::decode(state)?))),
+            _ => (bytes, None),
         };
-        let want = fixed;
-        if bytes.len() != want {
+        if bytes.len() != fixed {
             return Err(format!(
-                "window state of {} bytes, expected {want} (was the stage's aggregate changed? \
+                "window state of {} bytes, expected {fixed} (was the stage's aggregate changed? \
                  its changelog holds the old shape)",
                 bytes.len()
             ));

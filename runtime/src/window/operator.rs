@@ -1,8 +1,9 @@
 //! The stage's behaviour, as the record loop drives it on the stage's own thread:
-//! [`Operator::add`] per record (and, in a stage with an aggregator function, the
-//! function's calls for it, with the store unlocked: see [`super::guest`]), [`Operator::flush`] when the loop makes the state
-//! durable, [`Operator::tick`] on a timer (idle close, partitions moving between
-//! instances, `emit: changes`), [`Operator::rollback`] after an aborted transaction.
+//! [`Operator::add`] per record (in a stage with an aggregator function, with the
+//! function's calls for it, the store unlocked: see [`super::guest`]),
+//! [`Operator::flush`] when the loop makes the state durable, [`Operator::tick`] on a
+//! timer (idle close, partitions moving between instances, `emit: changes`),
+//! [`Operator::rollback`] after an aborted transaction.
 //!
 //! The operator never sends anything itself: what it produces comes back as
 //! [`Effects`] and leaves through the loop's delivery, so the windows' state changes,

@@ -119,6 +119,15 @@ impl Windows {
         new
     }
 
+    /// The aggregator function's part of a window, in a stage that has one.
+    fn guest(&self, key: &Arc<str>, bounds: Bounds) -> Option<&GuestAcc> {
+        self.get(key, bounds)?.acc.guest.as_deref()
+    }
+
+    fn guest_mut(&mut self, key: &Arc<str>, bounds: Bounds) -> Option<&mut GuestAcc> {
+        self.get_mut(key, bounds)?.acc.guest.as_deref_mut()
+    }
+
     fn remove(&mut self, key: &Arc<str>, (start, end): Bounds) -> Option<Slot> {
         let slot = self.map.remove(&(key.clone(), start, end))?;
         if let Some(n) = self.keys.get_mut(key) {
@@ -344,8 +353,7 @@ impl PartitionState {
         for Before { bounds, .. } in &pending.undo {
             if let Some(g) = self
                 .windows
-                .get_mut(&pending.key, *bounds)
-                .and_then(|s| s.acc.guest.as_mut())
+                .guest_mut(&pending.key, *bounds)
                 .filter(|g| g.has_work())
             {
                 work.push((*bounds, g.take_work()));
@@ -364,23 +372,18 @@ impl PartitionState {
         match states {
             Some(states) => {
                 for (bounds, state) in states {
-                    if let Some(g) = self
-                        .windows
-                        .get_mut(&key, bounds)
-                        .and_then(|s| s.acc.guest.as_mut())
-                    {
+                    if let Some(g) = self.windows.guest_mut(&key, bounds) {
                         g.state = Some(state);
                     }
                 }
                 // Every window the record made or changed needs `finish`: also those
                 // made as a copy of another (sliding windows), with no call of their own.
                 for Before { bounds, .. } in undo {
-                    let has_state = self
+                    if self
                         .windows
-                        .get(&key, bounds)
-                        .and_then(|s| s.acc.guest.as_ref())
-                        .is_some_and(|g| g.state.is_some());
-                    if has_state {
+                        .guest(&key, bounds)
+                        .is_some_and(|g| g.state.is_some())
+                    {
                         self.index.stale.insert((key.clone(), bounds));
                     }
                 }
@@ -425,14 +428,7 @@ impl PartitionState {
         std::mem::take(&mut self.index.stale)
             .into_iter()
             .filter_map(|(key, bounds)| {
-                let state = self
-                    .windows
-                    .get(&key, bounds)?
-                    .acc
-                    .guest
-                    .as_ref()?
-                    .state
-                    .clone()?;
+                let state = self.windows.guest(&key, bounds)?.state.clone()?;
                 Some((key, bounds, state))
             })
             .collect()
@@ -442,11 +438,7 @@ impl PartitionState {
     /// an error (the value stays the last one), or `None`: not now, ask again.
     pub fn set_finished(&mut self, done: Finished) {
         for (key, bounds, outcome) in done {
-            let Some(g) = self
-                .windows
-                .get_mut(&key, bounds)
-                .and_then(|s| s.acc.guest.as_mut())
-            else {
+            let Some(g) = self.windows.guest_mut(&key, bounds) else {
                 continue;
             };
             match outcome {

@@ -148,6 +148,27 @@ pub async fn produce(
         .expect("produce");
 }
 
+/// How many records `topic` holds, from the broker's watermarks: what a reader would
+/// eventually see, without waiting for one to join its group (0 if it does not exist).
+pub fn records_in(bootstrap: &str, topic: &str) -> i64 {
+    let c: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("watermark client");
+    tokio::task::block_in_place(|| {
+        let t = Duration::from_secs(10);
+        let md = c.fetch_metadata(Some(topic), t).expect("metadata");
+        md.topics()
+            .iter()
+            .flat_map(|tp| tp.partitions())
+            .map(|p| {
+                let (lo, hi) = c.fetch_watermarks(topic, p.id(), t).expect("watermarks");
+                hi - lo
+            })
+            .sum()
+    })
+}
+
 /// A reader of `topic` from the beginning, in its own consumer group.
 pub fn reader(bootstrap: &str, topic: &str) -> StreamConsumer {
     let c: StreamConsumer = ClientConfig::new()

@@ -624,7 +624,8 @@ async fn scale_out(aggregate: &str) {
     let input = format!("scale-in-{id}");
     create_topic(&input, 6);
     // Grouped by a value field, so the stage repartitions by it; windows stay open.
-    let dir = app(
+    // kfn's own group timings: the takeover below is what a user gets.
+    let dir = app_exact(
         &format!("scale-{id}"),
         "",
         &format!(
@@ -695,14 +696,27 @@ async fn scale_out(aggregate: &str) {
     let counted_before: u64 = window_counts(&store_answer(&a_http, false).await)
         .values()
         .sum();
+    let sent_before = sent.load(Ordering::Relaxed);
     eprintln!(
-        "scale-out: kill -9 of instance a at {} produced, {counted_before} counted",
-        sent.load(Ordering::Relaxed)
+        "scale-out: kill -9 of instance a at {sent_before} produced, {counted_before} counted"
     );
     a.kill9();
+    let killed = std::time::Instant::now();
+    // Taken over: the survivor holds every partition, with its state restored, and has
+    // counted every record produced before the kill.
+    eventually(LONG, "the survivor to take over", async || {
+        let answer = store_answer(&b_http, true).await;
+        let n: u64 = window_counts(&answer).values().sum();
+        (partitions_of(&answer).len() == 6 && n >= u64::from(sent_before)).then_some(())
+    })
+    .await;
+    eprintln!(
+        "scale-out: takeover after kill -9 in {:?}: every record produced before it counted",
+        killed.elapsed()
+    );
     producing.await.unwrap();
 
-    // The survivor takes over a's partitions, restores their state and counts the rest.
+    // The survivor counts the rest.
     let started = std::time::Instant::now();
     let answer = eventually(LONG, "the survivor to count every record", async || {
         let answer = store_answer(&b_http, false).await;
@@ -730,8 +744,18 @@ async fn scale_out(aggregate: &str) {
 }
 
 /// A kfn app in a new folder: `kfn.yaml` with `body` after the kafka section, and the
-/// probe and agg-probe guests in `functions/`.
+/// probe and agg-probe guests in `functions/`. The group notices a dead member after
+/// 6 s (the least a broker accepts) rather than kfn's default, to keep kill tests short.
 fn app(id: &str, properties: &str, body: &str) -> tempfile::TempDir {
+    app_exact(
+        id,
+        &format!("    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n{properties}"),
+        body,
+    )
+}
+
+/// [`app`] with only `properties` in `kafka.properties`: kfn's defaults otherwise.
+fn app_exact(id: &str, properties: &str, body: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("functions")).unwrap();
     for guest in ["probe", "agg-probe"] {
@@ -741,8 +765,12 @@ fn app(id: &str, properties: &str, body: &str) -> tempfile::TempDir {
         )
         .unwrap();
     }
+    let properties = match properties {
+        "" => String::new(),
+        p => format!("  properties:\n{p}"),
+    };
     let yaml = format!(
-        "kafka:\n  brokers: {}\n  application-id: app-{id}\n  properties:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n{properties}{body}",
+        "kafka:\n  brokers: {}\n  application-id: app-{id}\n{properties}{body}",
         bootstrap()
     );
     std::fs::write(dir.path().join("kfn.yaml"), yaml).unwrap();

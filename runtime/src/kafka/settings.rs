@@ -27,6 +27,11 @@ pub struct KafkaSettings {
     pub transactions: crate::config::Transactions,
 }
 
+/// The consumer group session timeout on a real broker (`kafka.properties` overrides
+/// it; the broker accepts 6 s to 30 min by default).
+const SESSION_TIMEOUT_MS: &str = "10000";
+const HEARTBEAT_INTERVAL_MS: &str = "1000";
+
 /// The client id prefix that carries an instance's HTTP address (see
 /// [`KafkaSettings::advertise`]): `kfn-<application id>@<host:port>`.
 pub fn advertised_in(client_id: &str) -> Option<&str> {
@@ -132,13 +137,17 @@ impl KafkaSettings {
 
     fn base(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.bootstrap);
-        let id = match &self.advertise {
+        c.set("bootstrap.servers", &self.bootstrap)
+            .set("client.id", self.client_id());
+        c
+    }
+
+    /// The client id of every client of this instance (see [`advertised_in`]).
+    pub fn client_id(&self) -> String {
+        match &self.advertise {
             Some(addr) => format!("kfn-{}@{addr}", self.application_id),
             None => format!("kfn-{}", self.application_id),
-        };
-        c.set("client.id", id);
-        c
+        }
     }
 
     /// Adds the user's properties, except those meant only for the other kind of
@@ -207,6 +216,13 @@ impl KafkaSettings {
         if self.embedded {
             c.set("session.timeout.ms", "1500")
                 .set("heartbeat.interval.ms", "150");
+        } else if !self.user_sets("group.protocol") {
+            // How long the group takes to notice a member that died without leaving
+            // (kill -9, a lost machine) and give its partitions to the others:
+            // librdkafka's 45 s default is most of a takeover. Heartbeats come from a
+            // background thread, so a slow function does not count against it.
+            c.set("session.timeout.ms", SESSION_TIMEOUT_MS)
+                .set("heartbeat.interval.ms", HEARTBEAT_INTERVAL_MS);
         }
         self.with_user(c, Kind::Consumer)
     }

@@ -99,20 +99,52 @@ impl Ownership {
 /// Keeps [`Ownership`] in step with the group's rebalances. The callbacks run inside
 /// `recv`, on the task that reads records, so a record is always tagged with the
 /// lease its partition had when it was delivered.
-pub struct SourceContext(Arc<Ownership>);
+pub struct SourceContext {
+    ownership: Arc<Ownership>,
+    /// An exactly-once source's settings and binding: on an assignment it fences the
+    /// departed previous owners of the new partitions (see [`super::txn::fence_departed`]).
+    fence: Option<(KafkaSettings, String)>,
+}
+
+impl SourceContext {
+    /// Fences in the background: reads of the new partitions wait for the departed
+    /// owner's transaction anyway, and the fence is what ends that wait early.
+    fn fence(&self, rebalance: &Rebalance<'_>) {
+        let (Some((settings, binding)), Rebalance::Assign(list)) = (&self.fence, rebalance) else {
+            return;
+        };
+        let topic = self.ownership.topic.clone();
+        let partitions: Vec<i32> = list
+            .elements_for_topic(&topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        if partitions.is_empty() {
+            return;
+        }
+        let (settings, binding) = (settings.clone(), binding.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = super::txn::fence_departed(&settings, &binding, &topic, &partitions) {
+                // Without the fence, the broker times the transaction out by itself.
+                tracing::warn!(%binding, error = %e, "cannot fence the previous owners of new partitions");
+            }
+        });
+    }
+}
 
 impl ClientContext for SourceContext {}
 
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if matches!(rebalance, Rebalance::Revoke(_)) {
-            self.0.update(rebalance);
+            self.ownership.update(rebalance);
         }
     }
 
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if !matches!(rebalance, Rebalance::Revoke(_)) {
-            self.0.update(rebalance);
+            self.ownership.update(rebalance);
+            self.fence(rebalance);
         }
     }
 }
@@ -127,7 +159,7 @@ pub struct Source {
 
 impl Source {
     pub fn new(settings: &KafkaSettings, binding: &str, topic: &str) -> Result<Self, KafkaError> {
-        Self::with_config(settings.consumer(binding), topic)
+        Self::with_config(settings.consumer(binding), topic, None)
     }
 
     /// A source for an exactly-once binding (see [`KafkaSettings::transactional_consumer`]).
@@ -136,13 +168,21 @@ impl Source {
         binding: &str,
         topic: &str,
     ) -> Result<Self, KafkaError> {
-        Self::with_config(settings.transactional_consumer(binding), topic)
+        let fence = (!settings.embedded).then(|| (settings.clone(), binding.to_string()));
+        Self::with_config(settings.transactional_consumer(binding), topic, fence)
     }
 
-    fn with_config(config: rdkafka::ClientConfig, topic: &str) -> Result<Self, KafkaError> {
+    fn with_config(
+        config: rdkafka::ClientConfig,
+        topic: &str,
+        fence: Option<(KafkaSettings, String)>,
+    ) -> Result<Self, KafkaError> {
         let ownership = Ownership::new(topic);
         let consumer: StreamConsumer<SourceContext> =
-            config.create_with_context(SourceContext(ownership.clone()))?;
+            config.create_with_context(SourceContext {
+                ownership: ownership.clone(),
+                fence,
+            })?;
         consumer.subscribe(&[topic])?;
         Ok(Self {
             consumer: Some(consumer),

@@ -15,6 +15,8 @@ use super::KafkaSettings;
 use super::sink::{Acks, KafkaProducer, Sink};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How [`TxnSink::committer`]'s offset metadata starts.
+const COMMITTER: &str = "kfn-committer:";
 /// How long the broker lets a transaction stay open: when an instance dies with one
 /// open, `read_committed` readers of what it wrote (the instance taking over its
 /// partitions) wait this long at most. Shorter takes over faster, but a broker outage
@@ -85,10 +87,84 @@ impl TxnSink {
         matches!(e, KafkaError::Transaction(err) if err.is_fatal())
     }
 
+    /// What a commit records as the offsets' metadata: which instance committed them
+    /// (its name and its client id), so that the partition's next owner can tell
+    /// whose transactions may still be open on it (see [`fence_departed`]).
+    pub fn committer(settings: &KafkaSettings) -> String {
+        format!("{COMMITTER}{}\t{}", settings.instance, settings.client_id())
+    }
+
     /// Aborts the open transaction, if any. Blocking.
     pub fn abort(&self) {
         if let Err(e) = self.producer.abort_transaction(Timeout::After(TXN_TIMEOUT)) {
             tracing::warn!(error = %e, "aborting the transaction failed");
         }
     }
+}
+
+/// Fences the transactional ids of the instances that last committed `partitions` of
+/// `topic` for `binding` and are no longer members of its consumer group: an instance
+/// killed with a transaction open holds every `read_committed` reader of what it
+/// wrote (its outputs, the stage's changelog and repartition topic) until the broker
+/// times that transaction out, which the broker checks only every 10 s after
+/// `transaction.timeout.ms`. Registering its transactional id aborts that
+/// transaction at once. A member still in the group is never fenced: it gave the
+/// partition up in a rebalance and commits or aborts by itself. Blocking; returns
+/// the instances fenced.
+pub fn fence_departed(
+    settings: &KafkaSettings,
+    binding: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<Vec<String>, KafkaError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let mut config = settings.consumer(binding);
+    // Only reads the group's committed offsets; never joins it. Uncommitted reads do
+    // not wait for the transaction this is about to abort.
+    config
+        .set("isolation.level", "read_uncommitted")
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = config.create()?;
+    let mut asked = TopicPartitionList::new();
+    for &p in partitions {
+        asked.add_partition(topic, p);
+    }
+    let committed = consumer.committed_offsets(asked, Timeout::After(TXN_TIMEOUT))?;
+    let mut departed: Vec<(String, String)> = committed
+        .elements()
+        .iter()
+        .filter_map(|e| {
+            let (instance, client) = e.metadata().strip_prefix(COMMITTER)?.split_once('\t')?;
+            (instance != settings.instance).then(|| (instance.to_string(), client.to_string()))
+        })
+        .collect();
+    departed.sort();
+    departed.dedup();
+    if departed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let group = settings.group_id(binding);
+    let groups = consumer.fetch_group_list(Some(&group), Timeout::After(TXN_TIMEOUT))?;
+    let members: Vec<&str> = groups
+        .groups()
+        .iter()
+        .flat_map(|g| g.members())
+        .map(|m| m.client_id())
+        .collect();
+    let mut fenced = Vec::new();
+    for (instance, client) in departed {
+        if members.contains(&client.as_str()) {
+            continue;
+        }
+        let id = format!("{group}@{instance}");
+        let mut config = settings.producer();
+        config
+            .set("transactional.id", &id)
+            .set("enable.idempotence", "true");
+        let producer: KafkaProducer = config.create_with_context(Acks)?;
+        producer.init_transactions(Timeout::After(TXN_TIMEOUT))?;
+        tracing::info!(%binding, %instance, "fenced the transactions of a departed instance");
+        fenced.push(instance);
+    }
+    Ok(fenced)
 }

@@ -566,12 +566,18 @@ impl Delivery for Transactional {
             *at = (*at).max(r.offset + 1);
         }
         let mut offsets = TopicPartitionList::new();
-        for ((topic, partition), offset) in next {
-            if let Err(e) = offsets.add_partition_offset(topic, partition, Offset::Offset(offset)) {
-                return Err(self
-                    .aborted(format!("offsets: {e}"), false, first, Vec::new())
-                    .await);
-            }
+        let committer = TxnSink::committer(&self.settings);
+        let listed = next
+            .into_iter()
+            .try_for_each(|((topic, partition), offset)| {
+                let mut e = offsets.add_partition(topic, partition);
+                e.set_metadata(&committer);
+                e.set_offset(Offset::Offset(offset))
+            });
+        if let Err(e) = listed {
+            return Err(self
+                .aborted(format!("offsets: {e}"), false, first, Vec::new())
+                .await);
         }
         let Some(group) = source.group_metadata() else {
             let message = "the consumer has no group metadata".to_string();

@@ -178,7 +178,12 @@ impl KafkaSettings {
 
     /// The transactional id of `binding` on this instance.
     pub fn transactional_id(&self, binding: &str) -> String {
-        format!("{}@{}", self.group_id(binding), self.instance)
+        self.transactional_id_of(binding, &self.instance)
+    }
+
+    /// The transactional id of `binding` on the instance named `instance`.
+    pub fn transactional_id_of(&self, binding: &str, instance: &str) -> String {
+        format!("{}@{instance}", self.group_id(binding))
     }
 
     /// Whether the user set `property` in `kafka.properties`.

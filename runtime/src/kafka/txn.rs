@@ -36,19 +36,7 @@ pub struct TxnSink {
 impl TxnSink {
     /// Creates the producer and registers its transactional id (blocking).
     pub fn new(settings: &KafkaSettings, binding: &str) -> Result<Self, KafkaError> {
-        let mut config = settings.producer();
-        config
-            .set("transactional.id", settings.transactional_id(binding))
-            .set("enable.idempotence", "true");
-        if !settings.user_sets("transaction.timeout.ms") {
-            config.set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS);
-            if !settings.user_sets("message.timeout.ms") {
-                // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
-                config.set("message.timeout.ms", TRANSACTION_TIMEOUT_MS);
-            }
-        }
-        let producer: KafkaProducer = config.create_with_context(Acks)?;
-        producer.init_transactions(Timeout::After(TXN_TIMEOUT))?;
+        let producer = register(settings, &settings.transactional_id(binding))?;
         Ok(Self { producer })
     }
 
@@ -102,6 +90,25 @@ impl TxnSink {
     }
 }
 
+/// A producer that has registered transactional id `id` (blocking): this aborts the
+/// transaction a previous holder of the id left open and fences that holder.
+fn register(settings: &KafkaSettings, id: &str) -> Result<KafkaProducer, KafkaError> {
+    let mut config = settings.producer();
+    config
+        .set("transactional.id", id)
+        .set("enable.idempotence", "true");
+    if !settings.user_sets("transaction.timeout.ms") {
+        config.set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS);
+        if !settings.user_sets("message.timeout.ms") {
+            // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
+            config.set("message.timeout.ms", TRANSACTION_TIMEOUT_MS);
+        }
+    }
+    let producer: KafkaProducer = config.create_with_context(Acks)?;
+    producer.init_transactions(Timeout::After(TXN_TIMEOUT))?;
+    Ok(producer)
+}
+
 /// Fences the transactional ids of the instances that last committed `partitions` of
 /// `topic` for `binding` and are no longer members of its consumer group: an instance
 /// killed with a transaction open holds every `read_committed` reader of what it
@@ -109,14 +116,13 @@ impl TxnSink {
 /// times that transaction out, which the broker checks only every 10 s after
 /// `transaction.timeout.ms`. Registering its transactional id aborts that
 /// transaction at once. A member still in the group is never fenced: it gave the
-/// partition up in a rebalance and commits or aborts by itself. Blocking; returns
-/// the instances fenced.
+/// partition up in a rebalance and commits or aborts by itself. Blocking.
 pub fn fence_departed(
     settings: &KafkaSettings,
     binding: &str,
     topic: &str,
     partitions: &[i32],
-) -> Result<Vec<String>, KafkaError> {
+) -> Result<(), KafkaError> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let mut config = settings.consumer(binding);
     // Only reads the group's committed offsets; never joins it. Uncommitted reads do
@@ -141,30 +147,27 @@ pub fn fence_departed(
     departed.sort();
     departed.dedup();
     if departed.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
-    let group = settings.group_id(binding);
-    let groups = consumer.fetch_group_list(Some(&group), Timeout::After(TXN_TIMEOUT))?;
+    let groups = consumer.fetch_group_list(
+        Some(&settings.group_id(binding)),
+        Timeout::After(TXN_TIMEOUT),
+    )?;
     let members: Vec<&str> = groups
         .groups()
         .iter()
         .flat_map(|g| g.members())
         .map(|m| m.client_id())
         .collect();
-    let mut fenced = Vec::new();
     for (instance, client) in departed {
-        if members.contains(&client.as_str()) {
-            continue;
+        if !members.contains(&client.as_str()) {
+            // Registered is fenced: the producer has done its work and goes.
+            drop(register(
+                settings,
+                &settings.transactional_id_of(binding, &instance),
+            )?);
+            tracing::info!(%binding, %instance, "fenced the transactions of a departed instance");
         }
-        let id = format!("{group}@{instance}");
-        let mut config = settings.producer();
-        config
-            .set("transactional.id", &id)
-            .set("enable.idempotence", "true");
-        let producer: KafkaProducer = config.create_with_context(Acks)?;
-        producer.init_transactions(Timeout::After(TXN_TIMEOUT))?;
-        tracing::info!(%binding, %instance, "fenced the transactions of a departed instance");
-        fenced.push(instance);
     }
-    Ok(fenced)
+    Ok(())
 }

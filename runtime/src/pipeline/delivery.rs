@@ -279,6 +279,8 @@ pub struct Transactional {
     sink: Sink,
     open: Option<Open>,
     new_producers: u32,
+    /// This instance, as each commit records it in the offsets' metadata.
+    committer: String,
 }
 
 /// Who a send in a transaction belongs to.
@@ -317,6 +319,7 @@ impl Transactional {
     /// predecessor left open); `settings` make a new producer if it fails for good.
     pub fn new(settings: KafkaSettings, name: &str, txn: TxnSink) -> Self {
         Self {
+            committer: TxnSink::committer(&settings),
             settings,
             name: name.to_string(),
             sink: txn.sink(),
@@ -566,12 +569,11 @@ impl Delivery for Transactional {
             *at = (*at).max(r.offset + 1);
         }
         let mut offsets = TopicPartitionList::new();
-        let committer = TxnSink::committer(&self.settings);
         let listed = next
             .into_iter()
             .try_for_each(|((topic, partition), offset)| {
                 let mut e = offsets.add_partition(topic, partition);
-                e.set_metadata(&committer);
+                e.set_metadata(&self.committer);
                 e.set_offset(Offset::Offset(offset))
             });
         if let Err(e) = listed {

@@ -1,7 +1,7 @@
 // page-enricher-js: a kfn *function* in JavaScript, the twin of functions/page-enricher.
 // It parses a PageEvent and emits it with three added fields: `enriched_by`,
 // `slow` (duration > 5000 ms) and, when the binding's config sets it, `tag`.
-import { config } from 'kfn:component/host@0.1.1';
+import { config } from 'kfn:component/host@0.1.2';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

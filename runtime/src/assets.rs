@@ -12,7 +12,7 @@ use include_dir::{Dir, include_dir};
 pub const WIT: &str = include_str!("../../wit/kfn.wit");
 
 /// The WIT package name and version, as in the file's `package` line.
-pub const WIT_PACKAGE: &str = "kfn:component@0.1.1";
+pub const WIT_PACKAGE: &str = "kfn:component@0.1.2";
 
 /// `runtime/templates`: `<language>/<world>/` for `kfn new`, `project/` for `kfn init`.
 pub static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");

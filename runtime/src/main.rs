@@ -86,7 +86,7 @@ enum Command {
     },
     /// Create a function folder from a template, ready for `kfn build`.
     New {
-        /// function, consumer, supplier or aggregator.
+        /// function, batch-function, consumer, supplier or aggregator.
         #[arg(value_parser = kfn::wasm::World::names())]
         world: String,
         /// The function's name (its folder and .wasm).
@@ -121,7 +121,8 @@ enum Command {
         #[arg(long)]
         no_kafka_streams: bool,
         /// With --brokers: run only these contenders (passthrough, kfn-binding,
-        /// ks-map, kfn-seed-alo, ks-seed-alo, kfn-seed-eos, ks-seed-eos).
+        /// kfn-js, kfn-js-batch, kfn-py, kfn-py-batch, ks-map, kfn-seed-alo,
+        /// ks-seed-alo, kfn-seed-eos, ks-seed-eos).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Internal: run one contender of the real-broker benchmark (passthrough).

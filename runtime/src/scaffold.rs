@@ -229,6 +229,21 @@ mod tests {
     }
 
     #[test]
+    fn every_language_has_a_template_for_every_world() {
+        for lang in languages() {
+            for world in crate::wasm::World::names() {
+                assert!(
+                    assets::TEMPLATES
+                        .get_dir(format!("{lang}/{world}"))
+                        .is_some(),
+                    "no templates/{lang}/{world}/"
+                );
+            }
+        }
+        assert_eq!(languages(), ["c", "go", "js", "python", "rust"]);
+    }
+
+    #[test]
     fn init_makes_a_project_whose_config_is_valid() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("My Demo");

@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{eventually, get_json, produce, producer, read_until_quiet, reader};
@@ -194,16 +194,6 @@ async fn finals(
     .await
 }
 
-/// Builds the aggregator template of `lang` as `kfn new aggregator NAME` makes it,
-/// in a project of its own under `root`; returns its `.wasm`.
-fn template(root: &Path, lang: &str) -> (String, PathBuf) {
-    let name = format!("agg-{lang}");
-    let functions = root.join("functions");
-    kfn::scaffold::new_function(&functions, "aggregator", &name, lang)
-        .unwrap_or_else(|e| panic!("kfn new aggregator {name} --lang {lang}: {e}"));
-    (name.clone(), functions.join(format!("{name}.wasm")))
-}
-
 const WINDOWS: [Window; 3] = [
     Window::Tumbling(1000),
     Window::Hopping(2000, 1000),
@@ -215,17 +205,12 @@ async fn aggregators_in_every_language_equal_the_oracle_on_every_window_kind() {
     // The templates of the languages kfn builds in-process or with fetched tools,
     // built from the templates inside kfn; Rust's is the probe's aggregate.
     let projects = tempfile::tempdir().unwrap();
-    let mut functions: Vec<(String, PathBuf)> = ["js", "python", "c", "go"]
-        .iter()
-        .map(|lang| template(projects.path(), lang))
-        .collect();
-    let results = kfn::builder::build_dir(&projects.path().join("functions"), false, None).unwrap();
-    for (name, built) in &results {
-        assert!(
-            !matches!(built, kfn::builder::Built::Failed { .. }),
-            "{name}: {built:?}"
-        );
-    }
+    let mut functions = common::build_templates(
+        projects.path(),
+        "aggregator",
+        "agg",
+        &["js", "python", "c", "go"],
+    );
     functions.push(("agg-probe".into(), common::guest("agg-probe")));
     for example in ["duration-p95", "distinct-users-py", "top-users-js"] {
         functions.push((example.into(), common::example(example)));

@@ -153,7 +153,7 @@ async fn an_installed_kfn_makes_builds_and_runs_a_project_in_any_folder() {
     let demo = home.join("demo");
     for (world, name, lang) in [
         ("function", "f", "python"),
-        ("function", "g", "rust"),
+        ("batch-function", "g", "rust"),
         ("supplier", "s", "go"),
     ] {
         run(kfn(&bin, &demo).args(["new", world, name, "--lang", lang]));

@@ -57,10 +57,16 @@ pub struct Options {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Passthrough,
-    KfnBinding,
-    KfnSeed { exactly_once: bool },
+    /// `kfn up` with one function binding of this function (`<name>.wasm` in
+    /// `functions/`, or a test guest's in `runtime/tests/guests/`).
+    KfnBinding(&'static str),
+    KfnSeed {
+        exactly_once: bool,
+    },
     KsMap,
-    KsSeed { exactly_once: bool },
+    KsSeed {
+        exactly_once: bool,
+    },
 }
 
 struct Contender {
@@ -72,7 +78,7 @@ struct Contender {
     versus: Option<&'static str>,
 }
 
-const CONTENDERS: [Contender; 7] = [
+const CONTENDERS: [Contender; 11] = [
     Contender {
         id: "passthrough",
         label: "passthrough (rdkafka consume → produce)",
@@ -82,8 +88,34 @@ const CONTENDERS: [Contender; 7] = [
     Contender {
         id: "kfn-binding",
         label: "kfn binding (page-enricher.wasm)",
-        kind: Kind::KfnBinding,
+        kind: Kind::KfnBinding("page-enricher"),
         versus: Some("ks-map"),
+    },
+    // The languages whose calls cost more than Kafka, per record and in batches: the
+    // same echo (the test guests of `kfn bench --languages`).
+    Contender {
+        id: "kfn-js",
+        label: "kfn binding, JavaScript echo (js-probe.wasm)",
+        kind: Kind::KfnBinding("js-probe"),
+        versus: None,
+    },
+    Contender {
+        id: "kfn-js-batch",
+        label: "kfn binding, JavaScript echo, batch world (js-batch-probe.wasm)",
+        kind: Kind::KfnBinding("js-batch-probe"),
+        versus: None,
+    },
+    Contender {
+        id: "kfn-py",
+        label: "kfn binding, Python echo (py-probe.wasm)",
+        kind: Kind::KfnBinding("py-probe"),
+        versus: None,
+    },
+    Contender {
+        id: "kfn-py-batch",
+        label: "kfn binding, Python echo, batch world (py-batch-probe.wasm)",
+        kind: Kind::KfnBinding("py-batch-probe"),
+        versus: None,
     },
     Contender {
         id: "ks-map",
@@ -181,7 +213,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     let tmp = std::env::temp_dir().join(&prefix);
     std::fs::create_dir_all(&tmp)?;
     let kfn_cache = tmp.join("kfn-cache");
-    warm_cache(&functions, &kfn_cache)?;
+    warm_cache(&functions, &contenders, &kfn_cache)?;
 
     let (broker_pid, broker_note) = match options.broker_pid {
         Some(pid) => (Some(pid), format!("broker pid {pid}")),
@@ -299,7 +331,9 @@ impl Bench {
         match kind {
             Kind::Passthrough | Kind::KsMap => vec![w(run.app.clone(), &self.input, false)],
             // kafka::KafkaSettings::group_id: `<app>.<binding>`.
-            Kind::KfnBinding => vec![w(format!("{}.page-enricher", run.app), &self.input, false)],
+            Kind::KfnBinding(function) => {
+                vec![w(format!("{}.{function}", run.app), &self.input, false)]
+            }
             // pipeline::build_stage: the repartition step reads the input as
             // `<app>.<store>.repartition` and writes `<app>.<store>.repartition`, which
             // the window step reads as `<app>.<store>`.
@@ -346,7 +380,7 @@ impl Bench {
                     ]);
                 cmd
             }
-            Kind::KfnBinding | Kind::KfnSeed { .. } => {
+            Kind::KfnBinding(_) | Kind::KfnSeed { .. } => {
                 self.kfn_project(kind, run)?;
                 let mut cmd = Command::new(exe);
                 cmd.args(["up", "--no-build", "--listen", "127.0.0.1:0"])
@@ -395,10 +429,10 @@ impl Bench {
             self.brokers, run.app
         );
         let (function, body) = match kind {
-            Kind::KfnBinding => (
-                "page-enricher",
+            Kind::KfnBinding(function) => (
+                function,
                 format!(
-                    "bindings:\n  page-enricher: {{ function: page-enricher, in: {}, out: {}, config: {{ tag: demo }} }}\n",
+                    "bindings:\n  {function}: {{ function: {function}, in: {}, out: {}, config: {{ tag: demo }} }}\n",
                     self.input, run.out
                 ),
             ),
@@ -419,7 +453,7 @@ impl Bench {
             _ => unreachable!("not a kfn contender"),
         };
         std::fs::copy(
-            self.functions.join(format!("{function}.wasm")),
+            wasm_of(&self.functions, function),
             functions.join(format!("{function}.wasm")),
         )?;
         std::fs::write(run.dir.join("kfn.yaml"), head + &body)?;
@@ -479,7 +513,7 @@ impl Bench {
         };
         stop(&mut child);
         let sample = outcome?;
-        if c.kind == Kind::KfnBinding {
+        if matches!(c.kind, Kind::KfnBinding(_)) {
             let written =
                 high_watermarks(&lags.metadata, &run.out).map_err(|e| format!("{e:#}"))?;
             if written < self.records as i64 {
@@ -764,15 +798,33 @@ fn functions_dir() -> anyhow::Result<PathBuf> {
 
 /// Compiles both functions into `cache` once, so no kfn contender's time includes a
 /// cold compile (kfn up reuses the cache, as it would on a second start).
-fn warm_cache(functions: &Path, cache: &Path) -> anyhow::Result<()> {
+fn warm_cache(functions: &Path, contenders: &[&Contender], cache: &Path) -> anyhow::Result<()> {
     let engine = crate::wasm::WasmEngine::new(Some(cache.to_path_buf()))?;
     let registry = crate::wasm::Registry::new(engine, crate::observe::Events::new());
-    for f in ["page-enricher", "page-filter"] {
-        registry
-            .load_blocking(f, &functions.join(format!("{f}.wasm")))
-            .with_context(|| format!("compiling {f}.wasm"))?;
+    let bound = contenders.iter().filter_map(|c| match c.kind {
+        Kind::KfnBinding(f) => Some(f),
+        _ => None,
+    });
+    for f in bound.chain(["page-filter"]) {
+        let wasm = wasm_of(functions, f);
+        registry.load_blocking(f, &wasm).with_context(|| {
+            format!(
+                "compiling {} (the test guests are built by `cargo kfn build --dir runtime/tests/guests`)",
+                wasm.display()
+            )
+        })?;
     }
     Ok(())
+}
+
+/// Where `function`'s `.wasm` is: in `functions/`, else among the test guests (built
+/// by `cargo kfn build --dir runtime/tests/guests`).
+fn wasm_of(functions: &Path, function: &str) -> PathBuf {
+    let wasm = functions.join(format!("{function}.wasm"));
+    if wasm.exists() {
+        return wasm;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/guests/{function}.wasm"))
 }
 
 fn clock_ticks() -> f64 {
@@ -941,6 +993,17 @@ fn report(
         }
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    for (language, one, batch) in [
+        ("JavaScript", "kfn-js", "kfn-js-batch"),
+        ("Python", "kfn-py", "kfn-py-batch"),
+    ] {
+        if let (Some(one), Some(batch)) = (ok_rate(one), ok_rate(batch)) {
+            t += &format!(
+                "\n{language}, the batch world × one call per record: {:.2}.\n",
+                batch / one
+            );
+        }
+    }
     if let (Some(eos), Some(alo)) = (ok_rate("kfn-seed-eos"), ok_rate("kfn-seed-alo")) {
         t += &format!(
             "\nkfn seed exactly-once × kfn seed at-least-once: {:.2}.\n",

@@ -95,8 +95,9 @@ fn build(job: &Job<'_>) -> Result<(), String> {
     .arg("-o")
     .arg(&core)
     .args(&c_files)
-    .arg(bindings.join(format!("{world}.c")))
-    .arg(bindings.join(format!("{world}_component_type.o")))
+    // wit-bindgen names the files after the world in snake case.
+    .arg(bindings.join(format!("{}.c", world.replace('-', "_"))))
+    .arg(bindings.join(format!("{}_component_type.o", world.replace('-', "_"))))
     .current_dir(folder);
     run(&mut cc)?;
 

@@ -114,7 +114,8 @@ fn check_toolchain(_folder: &Path) -> Result<(), String> {
 fn world(app: &Path) -> Result<&'static str, String> {
     let source = std::fs::read_to_string(app).map_err(|e| format!("{}: {e}", app.display()))?;
     let mut found = Vec::new();
-    for line in source.lines().map(str::trim) {
+    for raw in source.lines() {
+        let line = raw.trim();
         if let Some(named) = line.strip_prefix("# kfn-world:") {
             let named = named.trim();
             return World::named(named).map(World::name).ok_or_else(|| {
@@ -126,7 +127,12 @@ fn world(app: &Path) -> Result<&'static str, String> {
             });
         }
         for w in &WORLDS {
-            if line.starts_with(&format!("def {}(", w.export)) && !found.contains(&w.name) {
+            // WIT's `process-batch` is Python's `process_batch`.
+            let def = format!("def {}(", w.export.replace('-', "_"));
+            // A method (indented: in `class WitWorld`), not a module-level helper
+            // that happens to share the name.
+            let method = raw.starts_with(char::is_whitespace);
+            if method && line.starts_with(&def) && !found.contains(&w.name) {
                 found.push(w.name);
             }
         }
@@ -275,6 +281,31 @@ fn traceback_summary(output: &str, mounts: &[PathBuf]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_world_is_told_by_the_methods_of_the_class_not_module_helpers() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("app.py");
+        let world_of = |source: &str| {
+            std::fs::write(&app, source).unwrap();
+            world(&app)
+        };
+        let batch = "class WitWorld(wit_world.WitWorld):\n    def process_batch(self, msgs):\n        return [process(m) for m in msgs]\n\ndef process(msg):\n    return Ok([])\n";
+        assert_eq!(world_of(batch), Ok("batch-function"));
+        let one =
+            "class WitWorld(wit_world.WitWorld):\n    def process(self, msg):\n        return []\n";
+        assert_eq!(world_of(one), Ok("function"));
+        let both = "class WitWorld:\n    def process(self, msg): ...\n    def process_batch(self, msgs): ...\n";
+        assert!(
+            world_of(both)
+                .unwrap_err()
+                .contains("cannot tell the world")
+        );
+        assert_eq!(
+            world_of(&format!("# kfn-world: supplier\n{one}")),
+            Ok("supplier")
+        );
+    }
 
     #[test]
     fn a_traceback_is_summed_up_in_the_users_file_and_line() {

@@ -89,7 +89,7 @@ impl Contract {
         Some(match older {
             Some((theirs, ours)) if theirs.parse::<u32>().ok() < ours.parse::<u32>().ok() => {
                 format!(
-                    "{} declares {package}, older than the {} this kfn runs: its functions load, but newer worlds (aggregator) need the new contract; `kfn init --wit` writes it",
+                    "{} declares {package}, older than the {} this kfn runs: its functions load, but newer worlds (aggregator, batch-function) need the new contract; `kfn init --wit` writes it",
                     self.file().display(),
                     assets::WIT_PACKAGE
                 )

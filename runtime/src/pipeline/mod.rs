@@ -105,6 +105,12 @@ pub trait Step: Send {
     /// Handles one record; it may borrow the record's fields meanwhile (e.g. lend
     /// them to a guest call) but leaves it as it was.
     fn handle(&mut self, record: &mut Record) -> Outcome;
+    /// Handles `batch` in order, an outcome per record pushed to `outcomes`, up to
+    /// and including the first [`Outcome::Pause`]; records after a pause are not
+    /// handled. By default, [`Step::handle`] per record.
+    fn handle_batch(&mut self, batch: &mut [Record], outcomes: &mut Vec<Outcome>) {
+        handle_each(self, batch, outcomes);
+    }
     /// A signal that fires when a paused step may be able to run again.
     fn changed(&self) -> Option<watch::Receiver<u64>>;
     /// State changes held back (coalesced) since the last flush, to deliver with the
@@ -132,6 +138,18 @@ pub trait Step: Send {
     /// partitions, were thrown away (an aborted transaction): forget any state they
     /// changed. The records are read again.
     fn rollback(&mut self, _partitions: &[i32]) {}
+}
+
+/// [`Step::handle`] for each record of `batch`, up to and including a pause.
+fn handle_each<S: Step + ?Sized>(step: &mut S, batch: &mut [Record], outcomes: &mut Vec<Outcome>) {
+    for record in batch {
+        let outcome = step.handle(record);
+        let pause = matches!(outcome, Outcome::Pause { .. });
+        outcomes.push(outcome);
+        if pause {
+            return;
+        }
+    }
 }
 
 /// Whether a loop still has work in hand: records read and not yet durable, a pause,
@@ -338,16 +356,11 @@ fn start_batch<S: Step + 'static>(
     let ran = step.start(move |step| {
         let mut batch = batch;
         let mut outcomes = Vec::with_capacity(batch.len());
-        let mut changes = None;
-        for record in &mut batch {
-            let outcome = step.handle(record);
-            let pause = matches!(outcome, Outcome::Pause { .. });
-            outcomes.push(outcome);
-            if pause {
-                changes = step.changed();
-                break;
-            }
-        }
+        step.handle_batch(&mut batch, &mut outcomes);
+        let changes = match outcomes.last() {
+            Some(Outcome::Pause { .. }) => step.changed(),
+            _ => None,
+        };
         let fx = if flush {
             step.flush()
         } else {

@@ -12,6 +12,17 @@ pub mod function {
     });
 }
 
+pub mod batch_function {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "batch-function",
+        with: {
+            "kfn:component/types": super::function::kfn::component::types,
+            "kfn:component/host": super::function::kfn::component::host,
+        },
+    });
+}
+
 pub mod consumer {
     wasmtime::component::bindgen!({
         path: "../wit",

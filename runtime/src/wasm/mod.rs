@@ -26,6 +26,8 @@ pub use worker::{CallError, Limits, Worker, lend_message};
 #[serde(rename_all = "lowercase")]
 pub enum World {
     Function,
+    #[serde(rename = "batch-function")]
+    BatchFunction,
     Consumer,
     Supplier,
     Aggregator,
@@ -50,13 +52,21 @@ pub struct WorldInfo {
 }
 
 /// Every world, in the order help texts list them.
-pub const WORLDS: [WorldInfo; 4] = [
+pub const WORLDS: [WorldInfo; 5] = [
     WorldInfo {
         world: World::Function,
         name: "function",
         export: "process",
         python: "def process(self, msg)",
         summary: "one input record -> zero or more output records",
+        example: "bindings: { NAME: { function: NAME, in: my-topic, out: my-output } }",
+    },
+    WorldInfo {
+        world: World::BatchFunction,
+        name: "batch-function",
+        export: "process-batch",
+        python: "def process_batch(self, msgs)",
+        summary: "a batch of input records -> zero or more output records per record",
         example: "bindings: { NAME: { function: NAME, in: my-topic, out: my-output } }",
     },
     WorldInfo {
@@ -110,6 +120,12 @@ impl World {
     /// The export that identifies the world.
     pub fn export(self) -> &'static str {
         self.info().export
+    }
+
+    /// Whether a guest of world `guest` can serve where `self` is needed: a
+    /// `batch-function` serves wherever a `function` does.
+    pub fn takes(self, guest: World) -> bool {
+        self == guest || (self, guest) == (World::Function, World::BatchFunction)
     }
 
     /// Which world `component` targets, judged by its exports; on failure, the

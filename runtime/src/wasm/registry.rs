@@ -12,7 +12,8 @@ use tokio::sync::watch;
 use wasmtime::component::InstancePre;
 
 use super::bindings::{
-    aggregator::AggregatorPre, consumer::ConsumerPre, function::FunctionPre, supplier::SupplierPre,
+    aggregator::AggregatorPre, batch_function::BatchFunctionPre, consumer::ConsumerPre,
+    function::FunctionPre, supplier::SupplierPre,
 };
 use super::engine::WasmEngine;
 use super::host::HostState;
@@ -39,6 +40,7 @@ impl std::fmt::Debug for Prepared {
 
 pub(super) enum Pre {
     Function(FunctionPre<HostState>),
+    BatchFunction(BatchFunctionPre<HostState>),
     Consumer(ConsumerPre<HostState>),
     Supplier(SupplierPre<HostState>),
     Aggregator(AggregatorPre<HostState>),
@@ -296,6 +298,9 @@ impl Registry {
             .map_err(link_err)?;
         let pre = match compiled.world {
             World::Function => Pre::Function(FunctionPre::new(instance_pre).map_err(link_err)?),
+            World::BatchFunction => {
+                Pre::BatchFunction(BatchFunctionPre::new(instance_pre).map_err(link_err)?)
+            }
             World::Consumer => Pre::Consumer(ConsumerPre::new(instance_pre).map_err(link_err)?),
             World::Supplier => Pre::Supplier(SupplierPre::new(instance_pre).map_err(link_err)?),
             World::Aggregator => {

@@ -13,7 +13,8 @@ use wasmtime::{Store, Trap};
 
 use super::World;
 use super::bindings::{
-    self, aggregator::Aggregator, consumer::Consumer, function::Function, supplier::Supplier,
+    self, aggregator::Aggregator, batch_function::BatchFunction, consumer::Consumer,
+    function::Function, supplier::Supplier,
 };
 use super::engine::{EPOCH_TICK, WasmEngine};
 use super::host::{GuestIdentity, HostState, LiveConfig};
@@ -86,6 +87,7 @@ impl CallError {
 
 enum Instance {
     Function(Function),
+    BatchFunction(BatchFunction),
     Consumer(Consumer),
     Supplier(Supplier),
     Aggregator(Aggregator),
@@ -191,9 +193,56 @@ impl Worker {
                 arm(&mut active.store, limits);
                 Ok(f.call_process(&mut active.store, msg))
             }
+            // A batch of one.
+            Instance::BatchFunction(f) => {
+                arm(&mut active.store, limits);
+                Ok(
+                    f.call_process_batch(&mut active.store, std::slice::from_ref(msg))
+                        .map(|results| one_per_record(results, 1).and_then(|mut r| r.remove(0))),
+                )
+            }
             _ => Err(active.prepared.world),
         })
         .map(|outs| outs.into_iter().map(from_output).collect())
+    }
+
+    /// Whether the function's current version takes records in batches (world
+    /// `batch-function`): then [`Worker::process_batch_lent`] is one call per batch.
+    pub fn batches(&self) -> bool {
+        self.slot
+            .current()
+            .is_some_and(|p| p.world == World::BatchFunction)
+    }
+
+    /// Calls `process-batch` (world `batch-function`) once for all of `records`, lent
+    /// as [`Worker::process_lent`] lends one; one result per record, in order (an
+    /// error there is that record's, from the guest). `Err` when the call as a whole
+    /// failed (a trap, a result list of another length, no batch function loaded):
+    /// nothing of it counts, and the records are to be handled one by one.
+    pub fn process_batch_lent(
+        &mut self,
+        records: &mut [Record],
+    ) -> Result<Vec<Result<Vec<Output>, CallError>>, CallError> {
+        let msgs: Vec<bindings::Message> = records.iter_mut().map(lend).collect();
+        let limits = self.limits;
+        let result = self.call(|active| match &active.instance {
+            Instance::BatchFunction(f) => {
+                arm(&mut active.store, limits);
+                Ok(f.call_process_batch(&mut active.store, &msgs)
+                    .map(|results| one_per_record(results, msgs.len())))
+            }
+            _ => Err(active.prepared.world),
+        });
+        for (record, msg) in records.iter_mut().zip(msgs) {
+            give_back(record, msg);
+        }
+        Ok(result?
+            .into_iter()
+            .map(|r| match r {
+                Ok(outs) => Ok(outs.into_iter().map(from_output).collect()),
+                Err(message) => Err(CallError::Guest { message }),
+            })
+            .collect())
     }
 
     /// Calls `consume` (world `consumer`).
@@ -319,7 +368,7 @@ impl Worker {
             return Ok(());
         }
         self.active = None;
-        if current.world != self.expected {
+        if !self.expected.takes(current.world) {
             return Err(CallError::WrongWorld {
                 function: self.identity.function.to_string(),
                 expected: self.expected,
@@ -344,6 +393,9 @@ impl Worker {
             Pre::Function(pre) => {
                 Instance::Function(pre.instantiate(&mut store).map_err(instantiate_err)?)
             }
+            Pre::BatchFunction(pre) => {
+                Instance::BatchFunction(pre.instantiate(&mut store).map_err(instantiate_err)?)
+            }
             Pre::Consumer(pre) => {
                 Instance::Consumer(pre.instantiate(&mut store).map_err(instantiate_err)?)
             }
@@ -367,6 +419,19 @@ impl Worker {
         CallError::NotLoaded {
             function: self.identity.function.to_string(),
         }
+    }
+}
+
+/// A batch call's results, if there is one per record (else the error for the
+/// whole call: a guest that returns another number of results is broken).
+fn one_per_record<T>(results: Vec<T>, records: usize) -> Result<Vec<T>, String> {
+    if results.len() == records {
+        Ok(results)
+    } else {
+        Err(format!(
+            "process-batch returned {} results for {records} records; it must return one per record, in order",
+            results.len()
+        ))
     }
 }
 

@@ -488,3 +488,32 @@ pub fn finals_of(
         .map(|v| (window_id(&v), v["value"].clone()))
         .collect()
 }
+
+/// `kfn new WORLD <prefix>-<lang> --lang <lang>` for each of `langs`, in a project
+/// under `root`, built as `kfn build` builds them (each build must succeed); the
+/// functions' names and `.wasm` files.
+pub fn build_templates(
+    root: &Path,
+    world: &str,
+    prefix: &str,
+    langs: &[&str],
+) -> Vec<(String, PathBuf)> {
+    let functions = root.join("functions");
+    let built: Vec<(String, PathBuf)> = langs
+        .iter()
+        .map(|lang| {
+            let name = format!("{prefix}-{lang}");
+            kfn::scaffold::new_function(&functions, world, &name, lang)
+                .unwrap_or_else(|e| panic!("kfn new {world} {name} --lang {lang}: {e}"));
+            let wasm = functions.join(format!("{name}.wasm"));
+            (name, wasm)
+        })
+        .collect();
+    for (name, result) in kfn::builder::build_dir(&functions, false, None).unwrap() {
+        assert!(
+            !matches!(result, kfn::builder::Built::Failed { .. }),
+            "{name}: {result:?}"
+        );
+    }
+    built
+}

@@ -16,7 +16,7 @@
 // Every export is pure: same arguments, same result. To refuse a record, throw a
 // *string*: the record is dead-lettered with that message and the window keeps the
 // state it had. Any other exception traps (the record fails without a message).
-// Host calls (`log`, `config`, `nowMs`) are imported from 'kfn:component/host@0.1.1'.
+// Host calls (`log`, `config`, `nowMs`) are imported from 'kfn:component/host@0.1.2'.
 // Types (see wit/kfn.wit): msg = { key?: Uint8Array, value: Uint8Array,
 // headers: [{name, value: Uint8Array}], timestamp: bigint, topic, partition, offset: bigint }.
 //

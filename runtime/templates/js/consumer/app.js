@@ -1,5 +1,5 @@
 // {{name}}: a kfn *consumer*: receives each record for a side effect.
-import { log } from 'kfn:component/host@0.1.1';
+import { log } from 'kfn:component/host@0.1.2';
 
 const decoder = new TextDecoder();
 

@@ -1,7 +1,7 @@
 // {{name}}: a kfn *function*: one record in, zero or more records out.
 // Types (see wit/kfn.wit): msg = { key?: Uint8Array, value: Uint8Array,
 // headers: [{name, value: Uint8Array}], timestamp: bigint, topic, partition, offset: bigint }.
-import { log } from 'kfn:component/host@0.1.1';
+import { log } from 'kfn:component/host@0.1.2';
 
 export function process(msg) {
   log('info', `{{name}}: ${msg.value.length} bytes from ${msg.topic}`);

@@ -1,5 +1,5 @@
 // {{name}}: a kfn *supplier*: called on the binding's schedule (`every:`).
-import { nowMs } from 'kfn:component/host@0.1.1';
+import { nowMs } from 'kfn:component/host@0.1.2';
 
 const encoder = new TextEncoder();
 

@@ -1,6 +1,6 @@
 // Test guest (world `consumer`): logs "consumed <value>" through the host;
 // the input "error" fails with the error string "js consumer error: asked to fail".
-import { log } from 'kfn:component/host@0.1.1';
+import { log } from 'kfn:component/host@0.1.2';
 
 const decoder = new TextDecoder();
 

@@ -4,7 +4,7 @@
 //   log:MSG      -> host log(info, MSG), then one output "logged"
 //   now          -> one output: host now-ms in decimal
 //   anything     -> one output "probe-js:" + input, same key, to the binding's out
-import { log, config, nowMs } from 'kfn:component/host@0.1.1';
+import { log, config, nowMs } from 'kfn:component/host@0.1.2';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

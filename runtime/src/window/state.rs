@@ -552,8 +552,8 @@ impl PartitionState {
             } => {
                 let acc = stage.aggregates.decode(state)?;
                 let stale = acc.guest.as_ref().is_some_and(|g| g.state.is_some());
-                self.forget(stage, key, bounds);
                 let key = self.windows.intern(key);
+                self.forget_window(stage, &key, bounds);
                 if stale {
                     self.index.stale.insert((key.clone(), bounds));
                 }
@@ -587,16 +587,20 @@ impl PartitionState {
     /// Removes a window and its index entries (restore).
     fn forget(&mut self, stage: &Stage, key: &str, bounds: Bounds) {
         let key = self.windows.intern(key);
-        let removed = self.windows.remove(&key, bounds);
+        self.forget_window(stage, &key, bounds);
         self.windows.release(&key);
-        if removed.is_none() {
+    }
+
+    /// [`PartitionState::forget`] for an interned key, which it leaves interned.
+    fn forget_window(&mut self, stage: &Stage, key: &Arc<str>, bounds: Bounds) {
+        if self.windows.remove(key, bounds).is_none() {
             return;
         }
         let forget = bounds.1.saturating_add(stage.spec.retention());
         self.index.retired.remove(&(forget, key.clone(), bounds));
         self.index
             .open
-            .remove(&(stage.spec.close_at(bounds), key, bounds));
+            .remove(&(stage.spec.close_at(bounds), key.clone(), bounds));
     }
 
     /// The watermark as last computed.

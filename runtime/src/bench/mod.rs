@@ -379,6 +379,7 @@ fn limits() -> config::Limits {
         attempts: 1,
         retry_backoff: Duration::ZERO,
         state_bytes: config::defaults::STATE_BYTES,
+        instances: config::defaults::instances(),
     }
 }
 

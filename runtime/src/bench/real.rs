@@ -58,8 +58,9 @@ pub struct Options {
 enum Kind {
     Passthrough,
     /// `kfn up` with one function binding of this function (`<name>.wasm` in
-    /// `functions/`, or a test guest's in `runtime/tests/guests/`).
-    KfnBinding(&'static str),
+    /// `functions/`, or a test guest's in `runtime/tests/guests/`), on this many
+    /// instances (`None`: `limits.instances`' default).
+    KfnBinding(&'static str, Option<u32>),
     KfnSeed {
         exactly_once: bool,
     },
@@ -78,7 +79,7 @@ struct Contender {
     versus: Option<&'static str>,
 }
 
-const CONTENDERS: [Contender; 11] = [
+const CONTENDERS: [Contender; 14] = [
     Contender {
         id: "passthrough",
         label: "passthrough (rdkafka consume → produce)",
@@ -88,7 +89,14 @@ const CONTENDERS: [Contender; 11] = [
     Contender {
         id: "kfn-binding",
         label: "kfn binding (page-enricher.wasm)",
-        kind: Kind::KfnBinding("page-enricher"),
+        kind: Kind::KfnBinding("page-enricher", None),
+        versus: Some("ks-map"),
+    },
+    // What the instances that share each batch add: the same binding on one.
+    Contender {
+        id: "kfn-binding-1",
+        label: "kfn binding on one instance (limits.instances: 1)",
+        kind: Kind::KfnBinding("page-enricher", Some(1)),
         versus: Some("ks-map"),
     },
     // The languages whose calls cost more than Kafka, per record and in batches: the
@@ -96,25 +104,37 @@ const CONTENDERS: [Contender; 11] = [
     Contender {
         id: "kfn-js",
         label: "kfn binding, JavaScript echo (js-probe.wasm)",
-        kind: Kind::KfnBinding("js-probe"),
+        kind: Kind::KfnBinding("js-probe", None),
+        versus: None,
+    },
+    Contender {
+        id: "kfn-js-1",
+        label: "kfn binding, JavaScript echo on one instance",
+        kind: Kind::KfnBinding("js-probe", Some(1)),
         versus: None,
     },
     Contender {
         id: "kfn-js-batch",
         label: "kfn binding, JavaScript echo, batch world (js-batch-probe.wasm)",
-        kind: Kind::KfnBinding("js-batch-probe"),
+        kind: Kind::KfnBinding("js-batch-probe", None),
         versus: None,
     },
     Contender {
         id: "kfn-py",
         label: "kfn binding, Python echo (py-probe.wasm)",
-        kind: Kind::KfnBinding("py-probe"),
+        kind: Kind::KfnBinding("py-probe", None),
+        versus: None,
+    },
+    Contender {
+        id: "kfn-py-1",
+        label: "kfn binding, Python echo on one instance",
+        kind: Kind::KfnBinding("py-probe", Some(1)),
         versus: None,
     },
     Contender {
         id: "kfn-py-batch",
         label: "kfn binding, Python echo, batch world (py-batch-probe.wasm)",
-        kind: Kind::KfnBinding("py-batch-probe"),
+        kind: Kind::KfnBinding("py-batch-probe", None),
         versus: None,
     },
     Contender {
@@ -331,7 +351,7 @@ impl Bench {
         match kind {
             Kind::Passthrough | Kind::KsMap => vec![w(run.app.clone(), &self.input, false)],
             // kafka::KafkaSettings::group_id: `<app>.<binding>`.
-            Kind::KfnBinding(function) => {
+            Kind::KfnBinding(function, _) => {
                 vec![w(format!("{}.{function}", run.app), &self.input, false)]
             }
             // pipeline::build_stage: the repartition step reads the input as
@@ -380,7 +400,7 @@ impl Bench {
                     ]);
                 cmd
             }
-            Kind::KfnBinding(_) | Kind::KfnSeed { .. } => {
+            Kind::KfnBinding(..) | Kind::KfnSeed { .. } => {
                 self.kfn_project(kind, run)?;
                 let mut cmd = Command::new(exe);
                 cmd.args(["up", "--no-build", "--listen", "127.0.0.1:0"])
@@ -429,11 +449,13 @@ impl Bench {
             self.brokers, run.app
         );
         let (function, body) = match kind {
-            Kind::KfnBinding(function) => (
+            Kind::KfnBinding(function, instances) => (
                 function,
                 format!(
-                    "bindings:\n  {function}: {{ function: {function}, in: {}, out: {}, config: {{ tag: demo }} }}\n",
-                    self.input, run.out
+                    "bindings:\n  {function}: {{ function: {function}, in: {}, out: {}, config: {{ tag: demo }}{} }}\n",
+                    self.input,
+                    run.out,
+                    instances.map_or(String::new(), |n| format!(", limits: {{ instances: {n} }}"))
                 ),
             ),
             Kind::KfnSeed { exactly_once } => (
@@ -513,7 +535,7 @@ impl Bench {
         };
         stop(&mut child);
         let sample = outcome?;
-        if matches!(c.kind, Kind::KfnBinding(_)) {
+        if matches!(c.kind, Kind::KfnBinding(..)) {
             let written =
                 high_watermarks(&lags.metadata, &run.out).map_err(|e| format!("{e:#}"))?;
             if written < self.records as i64 {
@@ -802,7 +824,7 @@ fn warm_cache(functions: &Path, contenders: &[&Contender], cache: &Path) -> anyh
     let engine = crate::wasm::WasmEngine::new(Some(cache.to_path_buf()))?;
     let registry = crate::wasm::Registry::new(engine, crate::observe::Events::new());
     let bound = contenders.iter().filter_map(|c| match c.kind {
-        Kind::KfnBinding(f) => Some(f),
+        Kind::KfnBinding(f, _) => Some(f),
         _ => None,
     });
     for f in bound.chain(["page-filter"]) {

@@ -84,6 +84,7 @@ fn the_example_app_resolves_every_value() {
         attempts: 3,
         retry_backoff: Duration::from_millis(100),
         state_bytes: 512 << 10,
+        instances: crate::config::defaults::instances(),
     };
     assert_eq!(config.functions.limits, default_limits);
 
@@ -235,6 +236,15 @@ fn real_broker_with_properties() {
     );
     assert_eq!(config.http.listen, "0.0.0.0:9000".parse().unwrap());
     assert_eq!(config.functions.limits.cpu_time, Duration::from_millis(250));
+    assert_eq!(
+        config.functions.limits.instances, 3,
+        "set for every function"
+    );
+    assert_eq!(
+        config.bindings["enrich"].limits.instances,
+        crate::config::defaults::instances(),
+        "auto: one per core, at most 4"
+    );
     assert_eq!(
         config.kafka.transactions,
         crate::config::Transactions {

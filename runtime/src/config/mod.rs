@@ -53,6 +53,17 @@ pub mod defaults {
     pub const MEMORY_BYTES: u64 = 64 << 20;
     /// `limits.cpu-time`: deadline of one call.
     pub const CPU_TIME: Duration = Duration::from_secs(1);
+    /// The most instances `limits.instances: auto` gives a function: past a few, a
+    /// binding is bound by reading and writing Kafka, not by its function.
+    pub const MAX_AUTO_INSTANCES: usize = 4;
+
+    /// `limits.instances: auto` (the default): an instance per core, up to
+    /// [`MAX_AUTO_INSTANCES`].
+    pub fn instances() -> usize {
+        std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(MAX_AUTO_INSTANCES)
+    }
     /// Calls per failing record before it is dead-lettered: a retry or two absorbs a
     /// transient failure; a bounded number means a poison record never stalls a
     /// partition.
@@ -215,6 +226,9 @@ pub struct Limits {
     pub retry_backoff: Duration,
     /// Largest state an aggregator function may keep per window, in bytes.
     pub state_bytes: u64,
+    /// Instances of a binding's function that share each read batch, each on a
+    /// thread of its own (an aggregator has one: it keeps the windows' order).
+    pub instances: usize,
 }
 
 /// What a binding does with its function.

@@ -88,6 +88,10 @@ pub struct RawLimits {
     /// Largest state an aggregator function keeps per window, e.g. `512KiB` (the
     /// default); a record that would grow it further is dead-lettered.
     pub state: Option<Located<String>>,
+    /// Instances of the function that share each batch of records, each on a thread
+    /// of its own: `auto` (the default: one per core, up to 4) or 1 to 64. A function
+    /// that needs every record in one instance's memory sets 1.
+    pub instances: Option<Located<String>>,
 }
 
 /// One entry of `bindings:` — a function bound to topics.

@@ -221,6 +221,7 @@ fn functions(
         attempts: defaults::ATTEMPTS,
         retry_backoff: defaults::RETRY_BACKOFF,
         state_bytes: defaults::STATE_BYTES,
+        instances: defaults::instances(),
     };
     let limits = match raw.as_ref().and_then(|r| r.limits.as_ref()) {
         Some(raw) => merge_limits("functions.limits", raw, &defaults, report),
@@ -278,7 +279,19 @@ fn merge_limits(path: &str, raw: &RawLimits, base: &Limits, report: &mut Report)
         .state
         .as_ref()
         .and_then(|s| report.check(&format!("{path}.state"), s, |s| units::parse_size(s)));
+    let instances = raw.instances.as_ref().and_then(|i| {
+        report.check(&format!("{path}.instances"), i, |i| match i.as_str() {
+            "auto" => Ok(defaults::instances()),
+            n => match n.parse::<usize>() {
+                Ok(n @ 1..=64) => Ok(n),
+                _ => Err(format!(
+                    "invalid instances '{n}': expected auto or a whole number from 1 to 64"
+                )),
+            },
+        })
+    });
     Limits {
+        instances: instances.unwrap_or(base.instances),
         state_bytes: state_bytes.unwrap_or(base.state_bytes),
         memory_bytes: memory_bytes.unwrap_or(base.memory_bytes),
         cpu_time: cpu_time.unwrap_or(base.cpu_time),

@@ -233,6 +233,9 @@ pub struct BindingStats {
     /// Kafka transactions committed and aborted (exactly-once).
     pub txn_committed: AtomicU64,
     pub txn_aborted: AtomicU64,
+    /// Instances of its function that share its batches (`limits.instances`; 0 for a
+    /// binding or stage without one).
+    pub instances: AtomicU64,
     /// Records the input still has beyond the read position, per partition held,
     /// as last sampled.
     lag: Mutex<(Option<std::time::Instant>, BTreeMap<i32, i64>)>,
@@ -261,6 +264,8 @@ pub struct BindingInfo {
     pub function: Option<String>,
     pub input: Option<String>,
     pub output: Option<String>,
+    /// Instances of its function that share its batches.
+    pub instances: u64,
     pub status: BindingState,
     pub status_reason: Option<String>,
     pub records_in: u64,
@@ -305,6 +310,7 @@ impl BindingStats {
             failures: Default::default(),
             txn_committed: AtomicU64::new(0),
             txn_aborted: AtomicU64::new(0),
+            instances: AtomicU64::new(0),
             lag: Mutex::new((None, BTreeMap::new())),
             call_seconds: metrics::call_histogram(),
             end_to_end_seconds: metrics::end_to_end_histogram(),
@@ -422,6 +428,7 @@ impl BindingStats {
             function: self.function.clone(),
             input: self.input.clone(),
             output: self.output.clone(),
+            instances: self.instances.load(Ordering::Relaxed),
             status,
             status_reason,
             records_in: self.records_in.load(Ordering::Relaxed),

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::parallel::Fork;
 use super::wasm_step::{Retry, failed};
 use super::{Outcome, Step};
 use crate::config::KeySelector;
@@ -135,6 +136,20 @@ impl Step for RepartitionStep {
 
     fn restartable(&self) -> bool {
         true
+    }
+}
+
+impl Fork for RepartitionStep {
+    fn fork(&self) -> Self {
+        RepartitionStep {
+            worker: self.worker.as_ref().map(Worker::fork),
+            retry: self.retry,
+            extract: self.extract.clone(),
+        }
+    }
+
+    fn worker(&mut self) -> Option<&mut Worker> {
+        self.worker.as_mut()
     }
 }
 

@@ -4,6 +4,7 @@
 //! tests build bindings the same way.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use anyhow::Context as _;
 use futures::FutureExt;
@@ -14,7 +15,7 @@ use super::analytics::{Extract, RepartitionStep, WindowStep, repartition_topic};
 use super::delivery::{Pipelined, Transactional};
 use super::supplier::{Supplier, run_supplier};
 use super::wasm_step::{ConsumerStep, FunctionStep, Retry};
-use super::{Activity, Binding, Route, Step, run};
+use super::{Activity, Binding, Fork, Parallel, Route, Step, run};
 use crate::config::{self, AnalyticsConfig, BindingConfig, Guarantee};
 use crate::kafka::{KafkaSettings, Sink, Source, TxnSink};
 use crate::observe::{BindingKind, BindingState, BindingStats, EventKind, Events};
@@ -91,6 +92,15 @@ impl Context {
     }
 }
 
+/// `step` over `instances` instances of its function, shown in `stats`.
+fn parallel<S: Fork>(step: S, instances: usize, name: &str, stats: &BindingStats) -> Parallel<S> {
+    let step = Parallel::new(step, instances, name);
+    stats
+        .instances
+        .store(step.instances() as u64, Ordering::Relaxed);
+    step
+}
+
 fn retry(limits: &config::Limits) -> Retry {
     Retry {
         attempts: limits.attempts,
@@ -121,6 +131,8 @@ pub fn build_binding(name: &str, b: &BindingConfig, ctx: &Context) -> anyhow::Re
         .worker(name, &b.function, &b.config, &b.limits, world)
         .observe_calls(stats.call_seconds.clone());
     let config = worker.live_config();
+    // A supplier is called on a timer, one call at a time: one instance.
+    stats.instances.store(1, Ordering::Relaxed);
     let task: BoxFuture<'static, ()> = match b.kind {
         config::BindingKind::Supplier => run_supplier(Supplier {
             name: name.to_string(),
@@ -155,22 +167,13 @@ pub fn build_binding(name: &str, b: &BindingConfig, ctx: &Context) -> anyhow::Re
                 stats.clone(),
             );
             let retry = retry(&b.limits);
+            let instances = b.limits.instances;
             if b.kind == config::BindingKind::Consumer {
-                run_loop(
-                    ctx.clone(),
-                    b.guarantee,
-                    binding,
-                    ConsumerStep(worker, retry),
-                )
-                .boxed()
+                let step = parallel(ConsumerStep(worker, retry), instances, name, &stats);
+                run_loop(ctx.clone(), b.guarantee, binding, step).boxed()
             } else {
-                run_loop(
-                    ctx.clone(),
-                    b.guarantee,
-                    binding,
-                    FunctionStep(worker, retry),
-                )
-                .boxed()
+                let step = parallel(FunctionStep(worker, retry), instances, name, &stats);
+                run_loop(ctx.clone(), b.guarantee, binding, step).boxed()
             }
         }
     };
@@ -212,6 +215,7 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
         );
         built.stats.push(stats.clone());
         let calls = stats.call_seconds.clone();
+        let step_stats = stats.clone();
         let activity = Arc::new(Activity::default());
         let mut binding = ctx.binding(
             Route {
@@ -236,6 +240,7 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
             },
         };
         built.config = step.worker.as_ref().map(Worker::live_config);
+        let step = parallel(step, a.limits.instances, &step_name, &step_stats);
         built
             .tasks
             .push(run_loop(ctx.clone(), a.guarantee, binding, step).boxed());
@@ -258,6 +263,9 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
         a.output.clone(),
     );
     built.stats.push(stats.clone());
+    // An aggregator keeps the windows' order: one instance.
+    let aggregators = u64::from(a.aggregate.function().is_some());
+    stats.instances.store(aggregators, Ordering::Relaxed);
     let source = ctx.source(name, &aggregated, a.guarantee)?;
     let ownership = source.ownership();
     let restorer = Arc::new(Restorer {

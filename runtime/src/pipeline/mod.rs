@@ -22,6 +22,7 @@ mod analytics;
 mod build;
 mod dedicated;
 mod delivery;
+mod parallel;
 mod supplier;
 mod wasm_step;
 
@@ -45,6 +46,7 @@ pub use analytics::{Extract, RepartitionStep, WindowStep, repartition_topic};
 pub use build::{Built, Context, build_binding, build_stage};
 pub use dedicated::Dedicated;
 pub use delivery::{Aborted, Delivery, MAX_IN_FLIGHT, Pipelined, Settled, Transactional};
+pub use parallel::{Fork, Parallel};
 pub use supplier::{Supplier, run_supplier};
 pub use wasm_step::{ConsumerStep, FunctionStep, Retry};
 

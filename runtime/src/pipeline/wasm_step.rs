@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::parallel::Fork;
 use super::{BATCH, Outcome, Step, handle_each};
 use crate::record::Record;
 use crate::wasm::{CallError, Worker};
@@ -136,6 +137,16 @@ impl Step for FunctionStep {
     }
 }
 
+impl Fork for FunctionStep {
+    fn fork(&self) -> Self {
+        FunctionStep(self.0.fork(), self.1)
+    }
+
+    fn worker(&mut self) -> Option<&mut Worker> {
+        Some(&mut self.0)
+    }
+}
+
 /// How many of `records` (at least one) go into the next batch call.
 fn chunk_len(records: &[Record]) -> usize {
     let mut bytes = 0;
@@ -166,5 +177,15 @@ impl Step for ConsumerStep {
 
     fn restartable(&self) -> bool {
         true
+    }
+}
+
+impl Fork for ConsumerStep {
+    fn fork(&self) -> Self {
+        ConsumerStep(self.0.fork(), self.1)
+    }
+
+    fn worker(&mut self) -> Option<&mut Worker> {
+        Some(&mut self.0)
     }
 }

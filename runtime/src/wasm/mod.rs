@@ -19,7 +19,7 @@ pub use bindings::Message;
 pub use engine::{Compiled, EPOCH_TICK, WasmEngine};
 pub use host::{GuestIdentity, LiveConfig};
 pub use registry::{FunctionInfo, FunctionStatus, Registry, Slot};
-pub use worker::{CallError, Limits, Worker, lend_message};
+pub use worker::{CallError, Limits, Pin, Worker, lend_message};
 
 /// The kind of component, one per WIT world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -1,7 +1,8 @@
 //! A binding's handle on its function: one `Store` and instance, called
 //! synchronously between records. Before each call it checks the slot's version and
 //! re-instantiates if a new one was swapped in (so in-flight calls always finish on
-//! the version they started with); after a trap it throws the store away, because
+//! the version they started with; a batch split over forks of a worker runs on one
+//! version, [`Worker::pin`]ned); after a trap it throws the store away, because
 //! wasmtime poisons a store that trapped.
 
 use std::collections::BTreeMap;
@@ -114,7 +115,16 @@ pub struct Worker {
     changes: watch::Receiver<u64>,
     /// Where the time of each call goes (`kfn_guest_call_seconds`).
     call_seconds: Option<Histogram>,
+    /// The version calls run on while set ([`Worker::pin`]), instead of the slot's
+    /// current one.
+    pinned: Option<Pin>,
 }
+
+/// A version of a function (or its absence) that several workers run one batch on,
+/// so that the forks of a worker agree on it even when a new one is swapped in
+/// meanwhile.
+#[derive(Clone)]
+pub struct Pin(Option<Arc<Prepared>>);
 
 impl Worker {
     pub fn new(
@@ -137,6 +147,54 @@ impl Worker {
             active: None,
             instantiations: 0,
             call_seconds: None,
+            pinned: None,
+        }
+    }
+
+    /// Another worker for the same function, binding, `config:` and limits, with an
+    /// instance of its own (made on its first call): to run calls on another thread.
+    pub fn fork(&self) -> Self {
+        Self {
+            engine: self.engine.clone(),
+            slot: self.slot.clone(),
+            changes: self.slot.subscribe(),
+            identity: self.identity.clone(),
+            config: self.config.clone(),
+            limits: self.limits,
+            expected: self.expected,
+            active: None,
+            instantiations: 0,
+            call_seconds: self.call_seconds.clone(),
+            pinned: None,
+        }
+    }
+
+    /// Runs the calls from now on, until [`Worker::unpin`], on the slot's current
+    /// version, and returns it for [`Worker::pin_to`] on this worker's forks. Like a
+    /// call, it marks the versions up to now seen.
+    pub fn pin(&mut self) -> Pin {
+        self.changes.borrow_and_update();
+        let pin = Pin(self.slot.current());
+        self.pinned = Some(pin.clone());
+        pin
+    }
+
+    /// Runs the calls from now on, until [`Worker::unpin`], on `pin`'s version.
+    pub fn pin_to(&mut self, pin: Pin) {
+        self.changes.borrow_and_update();
+        self.pinned = Some(pin);
+    }
+
+    /// Back to the slot's current version at each call.
+    pub fn unpin(&mut self) {
+        self.pinned = None;
+    }
+
+    /// The version the next call runs on.
+    fn target(&self) -> Option<Arc<Prepared>> {
+        match &self.pinned {
+            Some(Pin(pinned)) => pinned.clone(),
+            None => self.slot.current(),
         }
     }
 
@@ -209,8 +267,7 @@ impl Worker {
     /// Whether the function's current version takes records in batches (world
     /// `batch-function`): then [`Worker::process_batch_lent`] is one call per batch.
     pub fn batches(&self) -> bool {
-        self.slot
-            .current()
+        self.target()
             .is_some_and(|p| p.world == World::BatchFunction)
     }
 
@@ -321,7 +378,9 @@ impl Worker {
         &mut self,
         f: impl FnOnce(&mut Active) -> Result<wasmtime::Result<Result<T, String>>, World>,
     ) -> Result<T, CallError> {
-        self.changes.borrow_and_update();
+        if self.pinned.is_none() {
+            self.changes.borrow_and_update();
+        }
         self.refresh()?;
         let Some(active) = self.active.as_mut() else {
             return Err(self.not_loaded());
@@ -356,9 +415,9 @@ impl Worker {
         }
     }
 
-    /// Makes `active` an instance of the slot's current version.
+    /// Makes `active` an instance of the version to run on ([`Worker::target`]).
     fn refresh(&mut self) -> Result<(), CallError> {
-        let Some(current) = self.slot.current() else {
+        let Some(current) = self.target() else {
             self.active = None;
             return Err(self.not_loaded());
         };

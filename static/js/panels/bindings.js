@@ -17,6 +17,13 @@ function restoreNote(restore) {
     `restoring state ${fmtInt(restore.done)} / ${fmtInt(restore.total)}`);
 }
 
+/** "× 4 instances" under a function that shares its batches among several. */
+function instancesNote(n) {
+  if (typeof n !== "number" || n < 2) return null;
+  return el("div", { class: "sub", "data-instances": n, title: "instances that share each batch (limits.instances)" },
+    `× ${n} instances`);
+}
+
 function bindingRow(b) {
   const status = el("td", {}, badge(b.status, BINDING_TONES[b.status] ?? "muted"));
   if (b.status_reason) status.append(el("div", { class: "sub wrap" }, b.status_reason));
@@ -37,7 +44,7 @@ function bindingRow(b) {
   return el("tr", { class: b.status === "paused" ? "row-warn" : null, "data-name": b.name, "data-status": b.status },
     el("td", { class: "strong" }, b.name),
     el("td", {}, b.kind),
-    el("td", { class: "nowrap" }, b.function ?? DASH),
+    el("td", { class: "nowrap" }, b.function ?? DASH, instancesNote(b.instances)),
     el("td", { class: "nowrap" }, topics(b)),
     status,
     // On narrow screens the rate columns are hidden and each rate shows under its count.

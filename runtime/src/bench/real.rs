@@ -92,11 +92,11 @@ const CONTENDERS: [Contender; 14] = [
         kind: Kind::KfnBinding("page-enricher", None),
         versus: Some("ks-map"),
     },
-    // What the instances that share each batch add: the same binding on one.
+    // What instances that share each batch add: the same binding on two.
     Contender {
-        id: "kfn-binding-1",
-        label: "kfn binding on one instance (limits.instances: 1)",
-        kind: Kind::KfnBinding("page-enricher", Some(1)),
+        id: "kfn-binding-2",
+        label: "kfn binding on two instances (limits.instances: 2)",
+        kind: Kind::KfnBinding("page-enricher", Some(2)),
         versus: Some("ks-map"),
     },
     // The languages whose calls cost more than Kafka, per record and in batches: the
@@ -108,9 +108,9 @@ const CONTENDERS: [Contender; 14] = [
         versus: None,
     },
     Contender {
-        id: "kfn-js-1",
-        label: "kfn binding, JavaScript echo on one instance",
-        kind: Kind::KfnBinding("js-probe", Some(1)),
+        id: "kfn-js-2",
+        label: "kfn binding, JavaScript echo on two instances",
+        kind: Kind::KfnBinding("js-probe", Some(2)),
         versus: None,
     },
     Contender {
@@ -126,9 +126,9 @@ const CONTENDERS: [Contender; 14] = [
         versus: None,
     },
     Contender {
-        id: "kfn-py-1",
-        label: "kfn binding, Python echo on one instance",
-        kind: Kind::KfnBinding("py-probe", Some(1)),
+        id: "kfn-py-2",
+        label: "kfn binding, Python echo on two instances",
+        kind: Kind::KfnBinding("py-probe", Some(2)),
         versus: None,
     },
     Contender {

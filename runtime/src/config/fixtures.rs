@@ -243,7 +243,7 @@ fn real_broker_with_properties() {
     assert_eq!(
         config.bindings["enrich"].limits.instances,
         crate::config::defaults::instances(),
-        "auto: one per core, at most 4"
+        "auto: one per core but one, from 1 to 4"
     );
     assert_eq!(
         config.kafka.transactions,

@@ -57,12 +57,16 @@ pub mod defaults {
     /// binding is bound by reading and writing Kafka, not by its function.
     pub const MAX_AUTO_INSTANCES: usize = 4;
 
-    /// `limits.instances: auto` (the default): an instance per core, up to
-    /// [`MAX_AUTO_INSTANCES`].
+    /// `limits.instances: auto` (the default): an instance per core but one, which
+    /// is left to reading and writing Kafka (librdkafka's threads and the record
+    /// loops), up to [`MAX_AUTO_INSTANCES`]. On 2 cores that is one: a second
+    /// instance bought a JavaScript binding 1.29× there, but nothing for Rust or
+    /// Python, whose second core is busy with Kafka already.
     pub fn instances() -> usize {
         std::thread::available_parallelism()
             .map_or(1, usize::from)
-            .min(MAX_AUTO_INSTANCES)
+            .saturating_sub(1)
+            .clamp(1, MAX_AUTO_INSTANCES)
     }
     /// Calls per failing record before it is dead-lettered: a retry or two absorbs a
     /// transient failure; a bounded number means a poison record never stalls a

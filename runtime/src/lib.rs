@@ -15,8 +15,9 @@
 //!   offsets stored only after a record's effects are acknowledged) and the sink
 //!   (producer, dead-letter records, transactions).
 //! - [`pipeline`]: the one record loop every binding and stage runs (source → step →
-//!   delivery, at-least-once or exactly-once), the steps that call functions, and
-//!   building each binding and stage from its config.
+//!   delivery, at-least-once or exactly-once), the steps that call functions (a
+//!   batch shared by several instances of one, `limits.instances`), and building
+//!   each binding and stage from its config.
 //! - [`wasm`]: the WebAssembly engine: the one `bindgen!`, compiling with a
 //!   precompiled-artifact cache, the function registry that hot-swaps versions, and
 //!   per-binding workers that call guests with CPU-time and memory limits.

@@ -89,8 +89,8 @@ pub struct RawLimits {
     /// default); a record that would grow it further is dead-lettered.
     pub state: Option<Located<String>>,
     /// Instances of the function that share each batch of records, each on a thread
-    /// of its own: `auto` (the default: one per core but one, from 1 to 4) or 1 to 64. A function
-    /// that needs every record in one instance's memory sets 1.
+    /// of its own: `auto` (the default: one per core but one, from 1 to 4) or 1 to
+    /// 64. A function that needs every record in one instance's memory sets 1.
     pub instances: Option<Located<String>>,
 }
 

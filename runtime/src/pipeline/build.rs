@@ -131,7 +131,8 @@ pub fn build_binding(name: &str, b: &BindingConfig, ctx: &Context) -> anyhow::Re
         .worker(name, &b.function, &b.config, &b.limits, world)
         .observe_calls(stats.call_seconds.clone());
     let config = worker.live_config();
-    // A supplier is called on a timer, one call at a time: one instance.
+    // One instance (a supplier's calls come one at a time, on a timer), unless the
+    // step below shares its batches among more.
     stats.instances.store(1, Ordering::Relaxed);
     let task: BoxFuture<'static, ()> = match b.kind {
         config::BindingKind::Supplier => run_supplier(Supplier {

@@ -41,18 +41,11 @@ impl<S: Fork> Parallel<S> {
     /// started (logged), stays on one.
     pub fn new(mut step: S, instances: usize, name: &str) -> Self {
         let function = step.worker().is_some();
-        let forks = instances > 1 && step.restartable() && function;
-        let pool = forks.then(|| {
-            let thread_name = format!("kfn-{name}");
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(instances - 1)
-                .thread_name(move |i| format!("{thread_name}-{}", i + 1))
-                .build()
-                .inspect_err(|e| tracing::warn!(binding = %name, error = %e, "cannot start the function's other instances; running one"))
-                .ok()
-        });
-        let pool = pool.flatten();
-        let helpers = match pool {
+        let pool = match instances > 1 && step.restartable() && function {
+            true => pool(instances - 1, name),
+            false => None,
+        };
+        let helpers: Vec<S> = match pool {
             Some(_) => (1..instances).map(|_| step.fork()).collect(),
             None => Vec::new(),
         };
@@ -68,6 +61,19 @@ impl<S: Fork> Parallel<S> {
     pub fn instances(&self) -> usize {
         self.functions
     }
+}
+
+/// `threads` threads named `kfn-<name>-<i>`, or `None` (logged) if they cannot start.
+fn pool(threads: usize, name: &str) -> Option<rayon::ThreadPool> {
+    let prefix = format!("kfn-{name}");
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(move |i| format!("{prefix}-{}", i + 1))
+        .build()
+        .inspect_err(|e| {
+            tracing::warn!(binding = %name, error = %e, "cannot start the function's other instances; running one");
+        })
+        .ok()
 }
 
 impl<S: Fork> Step for Parallel<S> {

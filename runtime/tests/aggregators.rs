@@ -587,3 +587,124 @@ analytics:
     );
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_with_one_source_seconds_behind_the_other_makes_nothing_late() {
+    // A repartitioned stage catching up (here: its aggregator arrives after the
+    // records): in the repartition topic, input partition 1's records sit behind all
+    // of partition 0's, and the step before has committed both. Reading partition 0's
+    // share takes longer than `idle`, so partition 1 looks silent; but its records
+    // are still to be read, so it must keep holding stream time back.
+    let yaml = r#"
+kafka: { brokers: embedded }
+analytics:
+  s: { in: I, key: /k, window: { tumbling: 1s, idle: 100ms }, aggregate: { function: agg-probe }, out: O }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let app = common::start_app(
+        dir.path(),
+        yaml,
+        &[("agg-probe", common::guest("agg-probe"))],
+    )
+    .await;
+    // The aggregator goes away before any record: the window step pauses on the
+    // first one, and the rest pile up behind it.
+    let wasm = dir.path().join("functions/agg-probe.wasm");
+    std::fs::remove_file(&wasm).unwrap();
+    let slot = app.registry.slot("agg-probe");
+    eventually(LONG, "the aggregator unloaded", async || {
+        slot.current().is_none().then_some(())
+    })
+    .await;
+    let repartition = kfn::pipeline::repartition_topic("kfn", "s");
+    let p = producer(&app.bootstrap);
+    let base = (kfn::record::now_ms() / 1000 - 3600) * 1000;
+    const N: i64 = 50_000;
+    let mut stamps = vec![base];
+    send_to(&p, 1, &[base]).await;
+    let share: Vec<i64> = (0..N).map(|i| base + i).collect();
+    let mut sent = 1;
+    for partition in [0, 1] {
+        // Each share reaches the repartition topic before the next is sent.
+        send_to(&p, partition, &share).await;
+        stamps.extend(&share);
+        sent += N;
+        eventually(LONG, "the share repartitioned", async || {
+            (common::records_in(&app.bootstrap, &repartition) == sent).then_some(())
+        })
+        .await;
+    }
+    eventually(LONG, "the step before to commit what it read", async || {
+        (committed(&app.bootstrap, "kfn.s.repartition", "I") == [N, N + 1, 0]).then_some(())
+    })
+    .await;
+    std::fs::copy(common::guest("agg-probe"), &wasm).unwrap();
+
+    let mut expected: BTreeMap<(String, i64, i64), serde_json::Value> = BTreeMap::new();
+    let mut per_window: BTreeMap<i64, u64> = BTreeMap::new();
+    for ts in &stamps {
+        *per_window.entry(ts - ts % 1000).or_default() += 1;
+    }
+    for (start, n) in per_window {
+        expected.insert(
+            ("k".to_string(), start, start + 1000),
+            serde_json::json!({"records": n, "bytes": n * 9, "version": 1}),
+        );
+    }
+    let got = finals(&app, "O", expected.len()).await;
+    let late = read_until_quiet(&reader(&app.bootstrap, "kfn.s.dlq"), Duration::from_secs(1)).await;
+    let diff = common::differences(&expected, &got);
+    assert!(
+        diff.is_empty() && late.is_empty(),
+        "{} records dead-lettered (first: {:?}); wrong: {diff:?}",
+        late.len(),
+        late.first()
+    );
+    app.shutdown().await;
+}
+
+/// Sends a `{"k":"k"}` record stamped `ts` to partition `partition` of `I` for each of
+/// `stamps`, all in flight at once.
+async fn send_to(p: &rdkafka::producer::FutureProducer, partition: i32, stamps: &[i64]) {
+    use rdkafka::producer::FutureRecord;
+    let sends: Vec<_> = stamps
+        .iter()
+        .map(|ts| {
+            p.send_result(
+                FutureRecord::<str, str>::to("I")
+                    .partition(partition)
+                    .payload(r#"{"k":"k"}"#)
+                    .timestamp(*ts),
+            )
+            .expect("queued")
+        })
+        .collect();
+    for s in futures::future::join_all(sends).await {
+        s.expect("delivery").map_err(|(e, _)| e).expect("produce");
+    }
+}
+
+/// The offsets `group` has committed on each partition of `topic` (0 for none).
+fn committed(bootstrap: &str, group: &str, topic: &str) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("offsets client");
+    let mut list = rdkafka::TopicPartitionList::new();
+    for p in 0..3 {
+        list.add_partition(topic, p);
+    }
+    tokio::task::block_in_place(|| {
+        let got = c
+            .committed_offsets(list, Duration::from_secs(10))
+            .expect("committed offsets");
+        (0..3)
+            .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
+                Some(rdkafka::Offset::Offset(o)) => o,
+                _ => 0,
+            })
+            .collect()
+    })
+}

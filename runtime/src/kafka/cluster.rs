@@ -32,47 +32,75 @@ pub fn partition_count(settings: &super::KafkaSettings, topic: &str) -> Result<u
     Ok(n)
 }
 
-/// The partitions of `topic` with records `group` has not committed yet: more than
-/// one offset between its committed offset and the end. One is not counted: a
-/// transactional writer's commit marker sits there after its last record. Blocking.
-pub fn behind(
+/// Where a repartitioned stage's input stands, as one probe saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Upstream {
+    /// The input partitions with records the step before has not committed yet:
+    /// more than one offset between its committed offset and the end (one is not
+    /// counted: a transactional writer's commit marker sits there after its last
+    /// record).
+    pub behind: std::collections::BTreeSet<i32>,
+    /// Per partition of the repartition topic, where its committed records end (the
+    /// last stable offset), read *after* `behind`: a reader past it has read every
+    /// record of every input partition not in `behind`.
+    pub ends: BTreeMap<i32, i64>,
+    /// When the ends were asked for: a reader's lag sampled before then says nothing
+    /// about them.
+    pub at: Option<std::time::Instant>,
+}
+
+/// [`Upstream`] of a stage whose step `group_binding` reads `input` and writes
+/// `repartition`. Blocking.
+pub fn upstream(
     settings: &super::KafkaSettings,
     group_binding: &str,
-    topic: &str,
-) -> Result<std::collections::BTreeSet<i32>, KafkaError> {
+    input: &str,
+    repartition: &str,
+) -> Result<Upstream, KafkaError> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{Offset, TopicPartitionList};
     let timeout = Duration::from_secs(5);
     // A client in the group's name that never joins it: it only reads its offsets.
+    // It reads committed records only, so the ends it asks the broker for are the
+    // last stable offsets.
     let client: BaseConsumer = settings
         .consumer(group_binding)
         .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
         .create()?;
-    let metadata = client.fetch_metadata(Some(topic), timeout)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let partitions_of = |topic: &str| -> Result<Vec<i32>, KafkaError> {
+        let metadata = client.fetch_metadata(Some(topic), timeout)?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect())
+    };
+    let partitions = partitions_of(input)?;
     let mut list = TopicPartitionList::new();
     for p in &partitions {
-        list.add_partition(topic, *p);
+        list.add_partition(input, *p);
     }
     let committed = client.committed_offsets(list, timeout)?;
-    let mut behind = std::collections::BTreeSet::new();
+    let mut up = Upstream::default();
     for p in partitions {
-        let (low, high) = client.fetch_watermarks(topic, p, timeout)?;
-        let at = match committed.find_partition(topic, p).map(|e| e.offset()) {
+        let (low, high) = client.fetch_watermarks(input, p, timeout)?;
+        let at = match committed.find_partition(input, p).map(|e| e.offset()) {
             Some(Offset::Offset(at)) => at,
             _ => low,
         };
         if high - at > 1 {
-            behind.insert(p);
+            up.behind.insert(p);
         }
     }
     drop(committed); // before the client: a live list can hang its drop
-    Ok(behind)
+    up.at = Some(std::time::Instant::now());
+    for p in partitions_of(repartition)? {
+        let (_, end) = client.fetch_watermarks(repartition, p, timeout)?;
+        up.ends.insert(p, end);
+    }
+    Ok(up)
 }
 
 impl Sink {

@@ -11,7 +11,7 @@
 //!   ([`Sink::partition_owners`]).
 
 mod cluster;
-pub use cluster::{behind, partition_count};
+pub use cluster::{Upstream, partition_count, upstream};
 pub mod embedded;
 mod replay;
 mod settings;

@@ -20,7 +20,7 @@ use crate::config::{self, AnalyticsConfig, BindingConfig, Guarantee};
 use crate::kafka::{KafkaSettings, Sink, Source, TxnSink};
 use crate::observe::{BindingKind, BindingState, BindingStats, EventKind, Events};
 use crate::wasm::{GuestIdentity, Limits, LiveConfig, Registry, Worker, World};
-use crate::window::{Aggregator, Behind, Operator, Restorer, Stage, WindowStore};
+use crate::window::{Aggregator, Operator, Restorer, Stage, UpstreamProbe, WindowStore};
 
 /// What every binding and stage is built with.
 #[derive(Clone)]
@@ -202,7 +202,7 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
         store: None,
         config: None,
     };
-    let mut behind = None;
+    let mut upstream_probe = None;
     let (aggregated, upstream) = if a.repartitions() {
         // Step 1: function and group key, to the repartition topic by group key.
         let topic = repartition_topic(app_id, name);
@@ -245,11 +245,18 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
         built
             .tasks
             .push(run_loop(ctx.clone(), a.guarantee, binding, step).boxed());
-        let lag = Arc::new(Behind::default());
-        built
-            .tasks
-            .push(probe_behind(ctx.clone(), step_name, a.input.clone(), lag.clone()).boxed());
-        behind = Some(lag);
+        let probe = Arc::new(UpstreamProbe::default());
+        built.tasks.push(
+            probe_upstream(
+                ctx.clone(),
+                step_name,
+                a.input.clone(),
+                topic.clone(),
+                probe.clone(),
+            )
+            .boxed(),
+        );
+        upstream_probe = Some(probe);
         (topic, Some(activity))
     } else {
         (a.input.clone(), None)
@@ -294,7 +301,8 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
             ownership,
             sources_from: a.repartitions().then(|| a.input.clone()),
             sources: None,
-            behind: behind.clone(),
+            upstream: upstream_probe,
+            lagging: (Vec::new(), std::time::Instant::now()),
             guest: a.aggregate.function().map(|f| Aggregator {
                 worker: ctx.worker(name, f, &a.config, &a.limits, World::Aggregator),
                 max_state: usize::try_from(a.limits.state_bytes).unwrap_or(usize::MAX),
@@ -311,14 +319,20 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
     Ok(built)
 }
 
-/// How often a repartitioned stage asks which input partitions the step before it
-/// has not caught up with.
+/// How often a repartitioned stage asks where the step before it stands.
 const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Keeps `behind` up to date with the partitions of `topic` that the repartition
-/// step `step` (on any instance) still has records of: windows wait for those, however
-/// long their partition is silent (e.g. while it waits for a new owner).
-async fn probe_behind(ctx: Context, step: String, topic: String, behind: Arc<Behind>) {
+/// Keeps `probe` up to date with where the repartition step `step` (on any instance)
+/// stands: the partitions of `input` it still has records of — windows wait for
+/// those, however long their partition is silent (e.g. while it waits for a new
+/// owner) — and where `repartition`'s committed records end.
+async fn probe_upstream(
+    ctx: Context,
+    step: String,
+    input: String,
+    repartition: String,
+    probe: Arc<UpstreamProbe>,
+) {
     let mut tick = tokio::time::interval(PROBE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -326,13 +340,20 @@ async fn probe_behind(ctx: Context, step: String, topic: String, behind: Arc<Beh
             () = ctx.shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let (settings, step_, topic_) = (ctx.settings.clone(), step.clone(), topic.clone());
-        match tokio::task::spawn_blocking(move || crate::kafka::behind(&settings, &step_, &topic_))
-            .await
+        let (settings, step_, input_, repartition_) = (
+            ctx.settings.clone(),
+            step.clone(),
+            input.clone(),
+            repartition.clone(),
+        );
+        match tokio::task::spawn_blocking(move || {
+            crate::kafka::upstream(&settings, &step_, &input_, &repartition_)
+        })
+        .await
         {
-            Ok(Ok(partitions)) => behind.set(partitions),
+            Ok(Ok(upstream)) => probe.set(upstream),
             Ok(Err(e)) => {
-                tracing::debug!(%step, error = %e, "cannot tell which input partitions are behind")
+                tracing::debug!(%step, error = %e, "cannot tell where the step before stands")
             }
             Err(_) => return,
         }

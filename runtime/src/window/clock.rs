@@ -10,6 +10,11 @@
 //! largest timestamps, over the sources heard from within the idle time: a source
 //! that has gone quiet stops holding time back. With one source (a stage grouping by
 //! record key) that is exactly Kafka Streams' stream time. Stream time never goes back.
+//! A source is quiet only once nothing it sent can still be waiting: not while the
+//! step before has not caught up with its input partition (it is *behind*), and not
+//! while this partition has records left to read that the step before committed
+//! (they are *unread*: catching up on a backlog, the records of one source can sit
+//! behind seconds of the others').
 //!
 //! The *watermark* is stream time, except that a partition that is really idle — no
 //! record for the idle time, nothing left to read, nothing upstream still in
@@ -49,6 +54,9 @@ pub struct Clock {
     /// behind, or their partition waits for an owner mid-rebalance): they keep
     /// holding time back however long they are silent, and the partition is not idle.
     behind: BTreeSet<i32>,
+    /// This partition has records left to read that the step before has committed:
+    /// no source is quiet, and stream time waits for every source, until they are read.
+    unread: bool,
 }
 
 /// A clock's durable part, as written to the changelog.
@@ -70,6 +78,7 @@ impl Clock {
             expected: 0,
             since: now,
             behind: BTreeSet::new(),
+            unread: false,
         }
     }
 
@@ -78,6 +87,11 @@ impl Clock {
         if *behind != self.behind {
             self.behind = behind.clone();
         }
+    }
+
+    /// Sets whether this partition has records left to read (see [`Clock`]).
+    pub fn set_unread(&mut self, unread: bool) {
+        self.unread = unread;
     }
 
     /// Sets how many sources feed this partition (see [`Clock`]).
@@ -104,7 +118,8 @@ impl Clock {
     /// holds time back any more.
     fn advance(&mut self, now: Instant) {
         let waiting = self.idle.is_some_and(|idle| {
-            self.sources.len() < self.expected && now.saturating_duration_since(self.since) < idle
+            self.sources.len() < self.expected
+                && (self.unread || now.saturating_duration_since(self.since) < idle)
         });
         if waiting {
             return;
@@ -117,7 +132,9 @@ impl Clock {
                 .sources
                 .iter()
                 .filter(|(p, s)| {
-                    now.saturating_duration_since(s.heard) < idle || self.behind.contains(p)
+                    self.unread
+                        || now.saturating_duration_since(s.heard) < idle
+                        || self.behind.contains(p)
                 })
                 .map(|(_, s)| s.max_ts)
                 .min()
@@ -136,7 +153,7 @@ impl Clock {
     /// clock says.
     pub fn watermark(&mut self, now: Instant, busy: bool) -> i64 {
         self.advance(now);
-        let busy = busy || !self.behind.is_empty();
+        let busy = busy || self.unread || !self.behind.is_empty();
         if let (Some(idle), Some(st), false) = (self.idle, self.stream_time, busy) {
             let quiet = now.saturating_duration_since(self.last_arrival);
             if quiet >= idle {
@@ -272,6 +289,32 @@ mod tests {
         assert_eq!(c.watermark(Instant::now(), false), 4_000, "not idle either");
         c.set_behind(&BTreeSet::new());
         assert_eq!(c.observe(0, 41_000, Instant::now()), 41_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn records_left_to_read_keep_a_silent_source_holding_time_back() {
+        // Catching up on a backlog: source 1's records sit behind seconds of source
+        // 0's in this partition, and the step before has committed them all.
+        let mut c = Clock::new(IDLE, Instant::now());
+        c.observe(1, 4_000, Instant::now());
+        c.observe(0, 10_000, Instant::now());
+        c.set_unread(true);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(c.observe(0, 40_000, Instant::now()), 4_000);
+        assert_eq!(c.observe(1, 5_000, Instant::now()), 5_000, "not late");
+        // Read to the end: a source silent for the idle time no longer holds it back.
+        c.set_unread(false);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(c.observe(0, 41_000, Instant::now()), 41_000);
+
+        // The same for a source not heard from at all yet.
+        let mut c = Clock::new(IDLE, Instant::now());
+        c.expect_sources(2);
+        c.set_unread(true);
+        c.observe(0, 10_000, Instant::now());
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(c.observe(0, 40_000, Instant::now()), i64::MIN);
+        assert_eq!(c.observe(1, 8_000, Instant::now()), 8_000, "not late");
     }
 
     #[tokio::test(start_paused = true)]

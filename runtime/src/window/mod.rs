@@ -29,7 +29,7 @@ use std::time::Duration;
 
 pub use aggregate::Aggregates;
 pub use guest::Aggregator;
-pub use operator::{AddError, Behind, Operator};
+pub use operator::{AddError, Operator, UpstreamProbe};
 pub use restore::Restorer;
 pub use spec::{Bounds, Kind, Spec};
 pub use state::{Late, PartitionState, WindowRow};

@@ -10,7 +10,7 @@
 //! closed-markers and results are written by one writer, in order, and under
 //! exactly-once in the same transaction as the input offsets they follow from.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::time::Instant;
@@ -19,7 +19,7 @@ use super::guest::Aggregator;
 use super::restore::Restorer;
 use super::state::{Finished, Late};
 use super::store::WindowStore;
-use crate::kafka::Ownership;
+use crate::kafka::{Ownership, Upstream};
 use crate::record::{Effects, Record};
 use crate::wasm::CallError;
 
@@ -44,9 +44,13 @@ pub struct Operator {
     pub sources_from: Option<String>,
     /// How many, once looked up.
     pub sources: Option<usize>,
-    /// Which of them still have records to read, as last looked up (see
-    /// [`super::clock::Clock`]).
-    pub behind: Option<Arc<Behind>>,
+    /// Where the step before stands, as last looked up (see [`super::clock::Clock`]):
+    /// which input partitions it has not caught up with, and where each partition here
+    /// ends.
+    pub upstream: Option<Arc<UpstreamProbe>>,
+    /// This stage's partitions with records still to read, as the loop last said,
+    /// and when.
+    pub lagging: (Vec<i32>, std::time::Instant),
     /// The aggregator function, in a stage that has one.
     pub guest: Option<Aggregator>,
     /// The aggregator could not run on the last record (not loaded, broken): that
@@ -54,17 +58,17 @@ pub struct Operator {
     pub blocked: bool,
 }
 
-/// The input partitions of a repartitioned stage with records still to read by the
-/// step before: kept up to date by a probe of that step's consumer group.
+/// The last [`Upstream`] of a repartitioned stage, kept up to date by a probe of the
+/// step before's consumer group and of the repartition topic.
 #[derive(Debug, Default)]
-pub struct Behind(std::sync::Mutex<BTreeSet<i32>>);
+pub struct UpstreamProbe(std::sync::Mutex<Arc<Upstream>>);
 
-impl Behind {
-    pub fn set(&self, partitions: BTreeSet<i32>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = partitions;
+impl UpstreamProbe {
+    pub fn set(&self, upstream: Upstream) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(upstream);
     }
 
-    pub fn get(&self) -> BTreeSet<i32> {
+    pub fn get(&self) -> Arc<Upstream> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
@@ -94,12 +98,15 @@ impl Operator {
             return Err(AddError::Stopping);
         }
         let expected = self.sources();
-        let behind = self.behind.as_ref().map(|b| b.get()).unwrap_or_default();
+        let upstream = self.upstream.as_ref().map(|u| u.get());
+        let lagging = self.lagging(partition, upstream.as_deref());
         let stage = &self.store.stage;
+        let offset = record.offset;
         let (late, work) = self
             .store
             .with(partition, lease, |state| {
-                state.set_sources(expected, &behind);
+                state.note_read(offset);
+                state.set_sources(expected, upstream.as_deref(), lagging);
                 let late = state.add(stage, source, ts, key, values, Instant::now());
                 if late.is_err() {
                     // A record no window takes changes nothing.
@@ -184,6 +191,13 @@ impl Operator {
         ready && !self.blocked
     }
 
+    /// Whether `partition` may have records left to read: the loop said so when it
+    /// last looked, or it has not looked since the step before's ends were read.
+    fn lagging(&self, partition: i32, upstream: Option<&Upstream>) -> bool {
+        let (lagging, when) = &self.lagging;
+        lagging.contains(&partition) || upstream.and_then(|u| u.at).is_some_and(|at| at > *when)
+    }
+
     /// How many input partitions feed each partition here: 1 for a stage reading its
     /// input directly, the input's partition count for a repartitioned one (looked up
     /// once; 0 while unknown: then stream time does not wait for every source).
@@ -233,13 +247,15 @@ impl Operator {
         }
         let ready = self.finish_changed();
         let mut fx = Effects::default();
-        let (expected, behind) = (
-            self.sources(),
-            self.behind.as_ref().map(|b| b.get()).unwrap_or_default(),
-        );
+        self.lagging = (lagging.to_vec(), std::time::Instant::now());
+        let (expected, upstream) = (self.sources(), self.upstream.as_ref().map(|u| u.get()));
         let (stage, now) = (&self.store.stage, Instant::now());
         self.store.each(|partition, state| {
-            state.set_sources(expected, &behind);
+            state.set_sources(
+                expected,
+                upstream.as_deref(),
+                self.lagging(partition, upstream.as_deref()),
+            );
             let busy = upstream_busy || lagging.contains(&partition);
             if ready {
                 state.close_due(stage, now, busy, &mut fx);

@@ -17,6 +17,7 @@ use super::guest::GuestAcc;
 use super::kinds;
 use super::spec::Bounds;
 use super::{Emit, Stage};
+use crate::kafka::Upstream;
 use crate::record::{Effects, Output};
 
 /// One window of one key.
@@ -281,6 +282,9 @@ pub struct PartitionState {
     clock_saved: Option<super::clock::Saved>,
     updates_emitted: Instant,
     pending: Option<Pending>,
+    /// The offset after the last record read from this partition since its state
+    /// was made or restored.
+    read_to: Option<i64>,
 }
 
 impl PartitionState {
@@ -293,14 +297,30 @@ impl PartitionState {
             clock_saved: None,
             updates_emitted: now,
             pending: None,
+            read_to: None,
         }
     }
 
-    /// Sets how many input partitions feed this one, and which of them are behind
-    /// (see [`Clock`]).
-    pub fn set_sources(&mut self, n: usize, behind: &std::collections::BTreeSet<i32>) {
+    /// Notes that the record at `offset` of this partition was read.
+    pub fn note_read(&mut self, offset: i64) {
+        self.read_to = Some(self.read_to.map_or(offset + 1, |r| r.max(offset + 1)));
+    }
+
+    /// Sets how many input partitions feed this one and, in a repartitioned stage,
+    /// where the step before stands: which of them are behind, and whether this
+    /// partition may still hold records of a source that looks quiet — it is
+    /// `lagging` and not yet read to the end the probe saw (see [`Clock`]).
+    pub fn set_sources(&mut self, n: usize, upstream: Option<&Upstream>, lagging: bool) {
         self.clock.expect_sources(n);
-        self.clock.set_behind(behind);
+        let Some(up) = upstream else {
+            return;
+        };
+        self.clock.set_behind(&up.behind);
+        let read_to_end = self
+            .read_to
+            .zip(up.ends.get(&self.partition))
+            .is_some_and(|(read, end)| read >= *end);
+        self.clock.set_unread(lagging && !read_to_end);
     }
 
     /// Adds a record of `key` stamped `ts` (from input partition `source`), whose

@@ -266,13 +266,7 @@ analytics:
     limits: { state: 64KiB }
     out: R-out
 "#;
-    let dir = tempfile::tempdir().unwrap();
-    let app = common::start_app(
-        dir.path(),
-        yaml,
-        &[("agg-probe", common::guest("agg-probe"))],
-    )
-    .await;
+    let (_dir, app) = with_agg_probe(yaml).await;
     let p = producer(&app.bootstrap);
     let base = (kfn::record::now_ms() / 1000 - 60) * 1000;
     // One window: three good records around three the aggregator refuses.
@@ -431,13 +425,7 @@ async fn refused_records_change_nothing_on_any_window_kind() {
             "  {kind}: {{ in: mixed, key: record-key, window: {window}, aggregate: {{ n: count, agg: {{ function: agg-probe }} }}, emit: {emit}, out: {kind}-out }}\n"
         ));
     }
-    let dir = tempfile::tempdir().unwrap();
-    let app = common::start_app(
-        dir.path(),
-        &yaml,
-        &[("agg-probe", common::guest("agg-probe"))],
-    )
-    .await;
+    let (_dir, app) = with_agg_probe(&yaml).await;
     let p = producer(&app.bootstrap);
     let mut events = page_events();
     let mut refused = 0;
@@ -600,13 +588,7 @@ kafka: { brokers: embedded }
 analytics:
   s: { in: I, key: /k, window: { tumbling: 1s, idle: 100ms }, aggregate: { function: agg-probe }, out: O }
 "#;
-    let dir = tempfile::tempdir().unwrap();
-    let app = common::start_app(
-        dir.path(),
-        yaml,
-        &[("agg-probe", common::guest("agg-probe"))],
-    )
-    .await;
+    let (dir, app) = with_agg_probe(yaml).await;
     // The aggregator goes away before any record: the window step pauses on the
     // first one, and the rest pile up behind it.
     let wasm = dir.path().join("functions/agg-probe.wasm");
@@ -661,6 +643,18 @@ analytics:
         late.first()
     );
     app.shutdown().await;
+}
+
+/// kfn running `yaml` in a folder of its own, with `agg-probe` in `functions/`.
+async fn with_agg_probe(yaml: &str) -> (tempfile::TempDir, App) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = common::start_app(
+        dir.path(),
+        yaml,
+        &[("agg-probe", common::guest("agg-probe"))],
+    )
+    .await;
+    (dir, app)
 }
 
 /// Sends a `{"k":"k"}` record stamped `ts` to partition `partition` of `I` for each of

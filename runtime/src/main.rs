@@ -150,7 +150,34 @@ enum Command {
     },
 }
 
+/// See `mimalloc` in Cargo.toml: glibc's malloc was a quarter of the data path's CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's defaults keep memory the process no longer uses: freed pages are
+/// returned after a second, and arenas are committed eagerly. On a real broker that
+/// raised peak RSS by 20-48 % (a binding 110 -> 129 MB, the seed under exactly-once
+/// 168 -> 248 MB); returning pages at once and committing arenas on demand brought it
+/// back to glibc's (108 and 174 MB) at no measurable cost in records/s. A user's
+/// `MIMALLOC_PURGE_DELAY` or `MIMALLOC_ARENA_EAGER_COMMIT` wins over these.
+fn tune_allocator() {
+    // Positions in mimalloc's `mi_option_e` (mimalloc.h, v3): not all are exported by
+    // libmimalloc-sys.
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    for (option, env, value) in [
+        (PURGE_DELAY, "MIMALLOC_PURGE_DELAY", 0),
+        (ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT", 0),
+    ] {
+        if std::env::var_os(env).is_none() {
+            // SAFETY: sets one of mimalloc's global options; any value is valid.
+            unsafe { libmimalloc_sys::mi_option_set(option, value) };
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     let result = match cli.command {

@@ -158,11 +158,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// returned after a second, and arenas are committed eagerly. On a real broker that
 /// raised peak RSS by 20-48 % (a binding 110 -> 129 MB, the seed under exactly-once
 /// 168 -> 248 MB); returning pages at once and committing arenas on demand brought it
-/// back to glibc's (108 and 174 MB) at no measurable cost in records/s. A user's
+/// back near glibc's (117 and 177 MB) at no measurable cost in records/s. A user's
 /// `MIMALLOC_PURGE_DELAY` or `MIMALLOC_ARENA_EAGER_COMMIT` wins over these.
 fn tune_allocator() {
-    // Positions in mimalloc's `mi_option_e` (mimalloc.h, v3): not all are exported by
-    // libmimalloc-sys.
+    // Positions in mimalloc's `mi_option_e` (mimalloc.h, v3), which libmimalloc-sys
+    // does not all export; mimalloc keeps them stable (retired options stay as
+    // placeholders).
     const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
     const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     for (option, env, value) in [

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::parallel::Fork;
+use super::pointer::Pointers;
 use super::wasm_step::{Retry, failed};
 use super::{Outcome, Step};
 use crate::config::KeySelector;
@@ -37,24 +38,66 @@ pub fn repartition_topic(app: &str, store: &str) -> String {
 /// The group key and the numbers to aggregate, taken from a record.
 #[derive(Debug, Clone)]
 pub struct Extract {
-    pub key: KeySelector,
+    key: KeySelector,
     /// JSON pointers to the numbers the aggregates need, in order.
-    pub pointers: Vec<String>,
+    pointers: Vec<String>,
+    /// The key's pointer (if it is one), then `pointers`: read in one pass.
+    key_and_numbers: Pointers,
+    key_only: Pointers,
+    numbers_only: Pointers,
 }
 
 impl Extract {
-    fn json(value: &[u8]) -> Result<serde_json::Value, String> {
-        serde_json::from_slice(value).map_err(|e| format!("value is not JSON: {e}"))
+    pub fn new(key: KeySelector, pointers: Vec<String>) -> Extract {
+        let key_pointer = match &key {
+            KeySelector::JsonPointer(p) => Some(p.as_str()),
+            KeySelector::RecordKey => None,
+        };
+        let numbers = || pointers.iter().map(String::as_str);
+        Extract {
+            key_and_numbers: Pointers::new(key_pointer.into_iter().chain(numbers())),
+            key_only: Pointers::new(key_pointer),
+            numbers_only: Pointers::new(numbers()),
+            key,
+            pointers,
+        }
     }
 
-    fn key(&self, key: Option<&[u8]>, json: Option<&serde_json::Value>) -> Result<String, String> {
+    /// The group key of a record with this key and value.
+    fn key(&self, key: Option<&[u8]>, value: &[u8]) -> Result<String, String> {
+        let mut found = find(&self.key_only, value)?.into_iter();
+        self.key_from(key, &mut found)
+    }
+
+    /// The group key and the numbers of a record with this key and value.
+    fn key_and_numbers(
+        &self,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<(String, Vec<f64>), String> {
+        let mut found = find(&self.key_and_numbers, value)?.into_iter();
+        let key = self.key_from(key, &mut found)?;
+        Ok((key, self.numbers_from(found)?))
+    }
+
+    /// The numbers of a value.
+    fn numbers(&self, value: &[u8]) -> Result<Vec<f64>, String> {
+        self.numbers_from(find(&self.numbers_only, value)?.into_iter())
+    }
+
+    /// The key: the record's, or the first of `found` (its pointer's value).
+    fn key_from(
+        &self,
+        key: Option<&[u8]>,
+        found: &mut impl Iterator<Item = Option<serde_json::Value>>,
+    ) -> Result<String, String> {
         match &self.key {
             KeySelector::RecordKey => match key {
                 Some(k) => Ok(String::from_utf8_lossy(k).into_owned()),
                 None => Err("record has no key (analytics key: record-key)".into()),
             },
-            KeySelector::JsonPointer(p) => match json.and_then(|v| v.pointer(p)) {
-                Some(serde_json::Value::String(s)) => Ok(s.clone()),
+            KeySelector::JsonPointer(p) => match found.next().flatten() {
+                Some(serde_json::Value::String(s)) => Ok(s),
                 Some(serde_json::Value::Null) | None => {
                     Err(format!("key {p} not found in the value"))
                 }
@@ -63,10 +106,15 @@ impl Extract {
         }
     }
 
-    fn values(&self, json: Option<&serde_json::Value>) -> Result<Vec<f64>, String> {
+    /// The numbers at `pointers`, from what was found there.
+    fn numbers_from(
+        &self,
+        found: impl Iterator<Item = Option<serde_json::Value>>,
+    ) -> Result<Vec<f64>, String> {
         self.pointers
             .iter()
-            .map(|p| match json.and_then(|v| v.pointer(p)) {
+            .zip(found)
+            .map(|(p, v)| match v {
                 Some(v) => v
                     .as_f64()
                     .ok_or_else(|| format!("value at {p} is not a number: {v}")),
@@ -74,10 +122,16 @@ impl Extract {
             })
             .collect()
     }
+}
 
-    fn key_needs_json(&self) -> bool {
-        matches!(self.key, KeySelector::JsonPointer(_))
+/// What `pointers` find in `value`; a value is parsed only if a pointer needs it.
+fn find(pointers: &Pointers, value: &[u8]) -> Result<Vec<Option<serde_json::Value>>, String> {
+    if pointers.is_empty() {
+        return Ok(Vec::new());
     }
+    pointers
+        .find(value)
+        .map_err(|e| format!("value is not JSON: {e}"))
 }
 
 /// Step 1: the stage's function (if any), then one record per output, keyed by the
@@ -104,14 +158,7 @@ impl Step for RepartitionStep {
         };
         let mut out = Vec::with_capacity(outputs.len());
         for o in outputs {
-            let json = match self.extract.key_needs_json() {
-                true => match Extract::json(&o.value) {
-                    Ok(v) => Some(v),
-                    Err(e) => return Outcome::fail(e, FailureKind::Invalid, 1),
-                },
-                false => None,
-            };
-            let key = match self.extract.key(o.key.as_deref(), json.as_ref()) {
+            let key = match self.extract.key(o.key.as_deref(), &o.value) {
                 Ok(k) => k,
                 Err(e) => return Outcome::fail(e, FailureKind::Invalid, 1),
             };
@@ -164,25 +211,18 @@ pub struct WindowStep {
 
 impl Step for WindowStep {
     fn handle(&mut self, record: &mut Record) -> Outcome {
-        let needs_json =
-            !self.extract.pointers.is_empty() || (self.direct && self.extract.key_needs_json());
-        let json = match needs_json {
-            true => match Extract::json(&record.value) {
-                Ok(v) => Some(v),
-                Err(e) => return Outcome::fail(e, FailureKind::Invalid, 1),
-            },
-            false => None,
-        };
-        let key = if self.direct {
-            self.extract.key(record.key.as_deref(), json.as_ref())
+        let read = if self.direct {
+            self.extract
+                .key_and_numbers(record.key.as_deref(), &record.value)
         } else {
             record
                 .key
                 .as_deref()
                 .map(|k| String::from_utf8_lossy(k).into_owned())
                 .ok_or_else(|| "repartition record without a key".to_string())
+                .and_then(|k| Ok((k, self.extract.numbers(&record.value)?)))
         };
-        let (key, values) = match key.and_then(|k| Ok((k, self.extract.values(json.as_ref())?))) {
+        let (key, values) = match read {
             Ok(kv) => kv,
             Err(e) => return Outcome::fail(e, FailureKind::Invalid, 1),
         };

@@ -192,10 +192,7 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
     let app_id = &ctx.settings.application_id;
     let stage = Arc::new(Stage::new(name, a, app_id));
     let store = Arc::new(WindowStore::new(stage.clone()));
-    let extract = Extract {
-        key: a.key.clone(),
-        pointers: stage.aggregates.pointers().to_vec(),
-    };
+    let extract = Extract::new(a.key.clone(), stage.aggregates.pointers().to_vec());
     let mut built = Built {
         stats: Vec::new(),
         tasks: Vec::new(),
@@ -235,10 +232,7 @@ pub fn build_stage(name: &str, a: &AnalyticsConfig, ctx: &Context) -> anyhow::Re
                     .observe_calls(calls)
             }),
             retry: retry(&a.limits),
-            extract: Extract {
-                key: a.key.clone(),
-                pointers: Vec::new(),
-            },
+            extract: Extract::new(a.key.clone(), Vec::new()),
         };
         built.config = step.worker.as_ref().map(Worker::live_config);
         let step = parallel(step, a.limits.instances, &step_name, &step_stats);

@@ -23,6 +23,7 @@ mod build;
 mod dedicated;
 mod delivery;
 mod parallel;
+mod pointer;
 mod supplier;
 mod wasm_step;
 

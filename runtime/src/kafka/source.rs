@@ -56,6 +56,16 @@ impl Ownership {
         self.lease(record.partition) == Some(record.lease)
     }
 
+    /// Keeps the records read under their partition's current lease (one lock for
+    /// them all: the record loop checks what it holds before every batch).
+    pub fn retain_current(&self, records: &mut std::collections::VecDeque<Record>) {
+        if records.is_empty() {
+            return;
+        }
+        let owned = self.lock();
+        records.retain(|r| owned.leases.get(&r.partition) == Some(&r.lease));
+    }
+
     /// Every owned partition with its lease.
     pub fn owned(&self) -> Vec<(i32, u64)> {
         self.lock().leases.iter().map(|(p, l)| (*p, *l)).collect()
@@ -202,6 +212,11 @@ impl Source {
     /// Whether `record` was read under its partition's current lease.
     pub fn is_current(&self, record: &Record) -> bool {
         self.ownership.is_current(record)
+    }
+
+    /// Drops from `records` those read under a lease that has ended.
+    pub fn retain_current(&self, records: &mut std::collections::VecDeque<Record>) {
+        self.ownership.retain_current(records);
     }
 
     /// Which partitions this source owns, shared with whoever keeps per-partition

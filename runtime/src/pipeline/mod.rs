@@ -272,7 +272,7 @@ impl Binding {
     /// the new owner reads them again.
     fn drop_stale(&self, pending: &mut VecDeque<Record>) {
         let before = pending.len();
-        pending.retain(|r| self.source.is_current(r));
+        self.source.retain_current(pending);
         if pending.len() < before {
             tracing::debug!(binding = %self.name(), dropped = before - pending.len(), "records of reassigned partitions dropped");
         }

@@ -14,7 +14,7 @@
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 /// Pointers to look up together: [`Pointers::find`] gives one answer per pointer, in
@@ -144,9 +144,10 @@ impl<'de> DeserializeSeed<'de> for Find<'_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        if self.live.is_empty() {
-            return IgnoredAny::deserialize(d).map(drop);
-        }
+        // With no pointer live, the value is still read through `deserialize_any`, not
+        // skipped with `IgnoredAny`: serde_json's skipping does not check UTF-8, lone
+        // surrogates, number range or nesting depth, and a value a full parse refuses
+        // must be refused here too. Strings are borrowed, so nothing is built.
         let ends_here = self
             .live
             .iter()
@@ -308,6 +309,35 @@ mod tests {
         ] {
             assert!(find(bad, &["/name"]).is_err(), "{bad}");
             assert!(oracle(bad, &["/name"]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn what_a_full_parse_refuses_is_refused_where_no_pointer_looks() {
+        let deep = format!(
+            r#"{{"name":"P1","x":{}{}}}"#,
+            "[".repeat(130),
+            "]".repeat(130)
+        );
+        let mut bad: Vec<Vec<u8>> = [
+            r#"{"name":"P1","x":1e400}"#,
+            r#"{"name":"P1","x":"\ud800"}"#,
+            r#"{"name":"P1","x":[1,]}"#,
+            deep.as_str(),
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        bad.push(b"{\"name\":\"P1\",\"x\":\"\xff\"}".to_vec());
+        bad.push(b"{\"name\":\"P1\",\"\xff\":1}".to_vec());
+        for value in bad {
+            let full = serde_json::from_slice::<Value>(&value).map_err(|e| e.to_string());
+            let walked = Pointers::new(["/name"])
+                .find(&value)
+                .map_err(|e| e.to_string());
+            let shown = String::from_utf8_lossy(&value);
+            assert!(full.is_err(), "the oracle accepts {shown}");
+            assert_eq!(walked.map(drop), full.map(drop), "{shown}");
         }
     }
 

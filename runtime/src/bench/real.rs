@@ -271,7 +271,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    warm_up(&bench, &admin)?;
+    warm_up(&bench, &admin);
 
     let mut results: BTreeMap<&str, Vec<Result<Sample, String>>> = BTreeMap::new();
     for round in 1..=options.rounds {
@@ -317,7 +317,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
 /// on a freshly started broker the first contender otherwise pays for the broker's
 /// JIT and page cache warming up (the passthrough ran at 0.4 of its later speed in a
 /// first round here).
-fn warm_up(bench: &Bench, admin: &Admin) -> anyhow::Result<()> {
+fn warm_up(bench: &Bench, admin: &Admin) {
     let c = CONTENDERS
         .iter()
         .find(|c| c.kind == Kind::Passthrough)
@@ -329,13 +329,19 @@ fn warm_up(bench: &Bench, admin: &Admin) -> anyhow::Result<()> {
     let run = Run::new(bench, c, 0);
     let outcome = bench.measure(c, &run, admin);
     cleanup(admin, &bench.brokers, &run);
-    let s = outcome.map_err(|e| anyhow::anyhow!("the warm-up run failed: {e}"))?;
-    eprintln!(
-        "kfn bench: warm-up: {:.2} s, {:.0} records/s",
-        s.seconds,
-        bench.records as f64 / s.seconds
-    );
-    Ok(())
+    match outcome {
+        Ok(s) => eprintln!(
+            "kfn bench: warm-up: {:.2} s, {:.0} records/s",
+            s.seconds,
+            bench.records as f64 / s.seconds
+        ),
+        // The contenders still run (each failure is its own row); the first rounds
+        // may then be slow.
+        Err(e) => eprintln!(
+            "kfn bench: warm-up FAILED (log: {}): {e}",
+            run.log.display()
+        ),
+    }
 }
 
 /// The names one run of one contender uses.
@@ -854,7 +860,18 @@ fn warm_cache(functions: &Path, contenders: &[&Contender], cache: &Path) -> anyh
         Kind::KfnBinding(f, _) => Some(f),
         _ => None,
     });
-    for f in bound.chain(["page-filter"]) {
+    let wanted: Vec<&str> = bound.chain(["page-filter"]).collect();
+    // A test guest (the JavaScript and Python echoes) not built yet is built here,
+    // as `cargo kfn build --dir runtime/tests/guests` would.
+    let missing: std::collections::BTreeSet<String> = wanted
+        .iter()
+        .filter(|f| !wasm_of(functions, f).exists())
+        .map(|f| f.to_string())
+        .collect();
+    if !missing.is_empty() {
+        crate::builder::build_dir(&test_guests(), false, Some(&missing))?;
+    }
+    for f in wanted {
         let wasm = wasm_of(functions, f);
         registry.load_blocking(f, &wasm).with_context(|| {
             format!(
@@ -866,14 +883,18 @@ fn warm_cache(functions: &Path, contenders: &[&Contender], cache: &Path) -> anyh
     Ok(())
 }
 
-/// Where `function`'s `.wasm` is: in `functions/`, else among the test guests (built
-/// by `cargo kfn build --dir runtime/tests/guests`).
+/// The test guests' sources (each folder builds `<name>.wasm` beside it).
+fn test_guests() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests")
+}
+
+/// Where `function`'s `.wasm` is: in `functions/`, else among the test guests.
 fn wasm_of(functions: &Path, function: &str) -> PathBuf {
     let wasm = functions.join(format!("{function}.wasm"));
     if wasm.exists() {
         return wasm;
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/guests/{function}.wasm"))
+    test_guests().join(format!("{function}.wasm"))
 }
 
 fn clock_ticks() -> f64 {

@@ -1142,3 +1142,94 @@ async fn saving_kfn_yaml_applies_the_difference_under_load() {
     );
     common::live::scenario(&kafka, &|name| format!("live-{name}-{id}")).await;
 }
+
+/// Partition count and `cleanup.policy` of `topic` on the broker (None: missing).
+async fn layout(topic: &str) -> Option<(usize, String)> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let config = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .clone();
+    let c: BaseConsumer = config.create().unwrap();
+    let partitions = tokio::task::block_in_place(|| {
+        let md = c.fetch_metadata(None, Duration::from_secs(10)).unwrap();
+        md.topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len())
+    })?;
+    let admin: AdminClient<_> = config.create().unwrap();
+    let described = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+        .await
+        .unwrap();
+    let policy = described[0]
+        .as_ref()
+        .unwrap()
+        .get("cleanup.policy")
+        .and_then(|e| e.value.clone())
+        .unwrap_or_default();
+    Some((partitions, policy))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real Kafka broker: see the module docs"]
+async fn missing_topics_are_created_partitioned_like_what_they_follow() {
+    // One stage on an existing 4-partition input, one binding on a missing input:
+    // kfn plans every missing topic from one read of the cluster and creates them in
+    // one request, each partitioned like what it follows.
+    let id = unique();
+    let (input, new_input) = (format!("plan-in-{id}"), format!("plan-new-{id}"));
+    create_topic(&input, 4);
+    let body = format!(
+        "bindings:\n  probe: {{ function: probe, in: {new_input}, out: plan-out-{id}, dlq: plan-dlq-{id} }}\n\
+         analytics:\n  counted:\n    in: {input}\n    key: /name\n    \
+         window: {{ tumbling: 5s }}\n    aggregate: count\n    out: plan-counts-{id}\n"
+    );
+    let dir = app(&id, "", &body);
+    let kfn = Kfn::start(dir.path());
+    let app_id = format!("app-{id}");
+    let expected = [
+        (input.clone(), 4, "delete"),
+        (new_input.clone(), 3, "delete"), // a new input: kfn's default
+        (format!("plan-out-{id}"), 3, "delete"),
+        (format!("plan-dlq-{id}"), 3, "delete"),
+        (format!("plan-counts-{id}"), 4, "delete"),
+        (format!("{app_id}.counted.dlq"), 4, "delete"),
+        (format!("{app_id}.counted.repartition"), 4, "delete"),
+        (format!("{app_id}.counted.changelog"), 4, "compact"),
+    ];
+    for (topic, partitions, policy) in &expected {
+        assert_eq!(
+            layout(topic).await,
+            Some((*partitions, policy.to_string())),
+            "{topic}"
+        );
+    }
+    assert!(kfn.terminate(Duration::from_secs(30)).success());
+
+    // A changelog partitioned otherwise than what its store aggregates is refused at
+    // start, with what to do about it.
+    let id = unique();
+    let input = format!("plan-in-{id}");
+    create_topic(&input, 4);
+    create_topic(&format!("app-{id}.counted.changelog"), 2);
+    let body = format!(
+        "analytics:\n  counted:\n    in: {input}\n    key: record-key\n    \
+         window: {{ tumbling: 5s }}\n    aggregate: count\n"
+    );
+    let dir = app(&id, "", &body);
+    let out = Command::new(env!("CARGO_BIN_EXE_kfn"))
+        .args(["up", "--no-build", "--listen", "127.0.0.1:0", "--config"])
+        .arg(dir.path().join("kfn.yaml"))
+        .output()
+        .expect("run kfn");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "kfn started: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "its changelog app-{id}.counted.changelog has 2 partitions but {input} has 4"
+        )) && stderr.contains("Delete"),
+        "{stderr}"
+    );
+}

@@ -427,7 +427,7 @@ impl Topology {
                 only.bindings
                     .retain(|n, _| plan.start.contains(n) || plan.restart.contains(n));
                 only.analytics.clear();
-                super::topics::create_app_topics(settings, sink, &only, super::PARTITIONS).await;
+                super::topics::create_missing(settings, sink, &only, super::PARTITIONS).await?;
             }
         }
         let loaded: BTreeSet<String> = self

@@ -22,7 +22,7 @@ mod topics;
 
 use live::{StoreParts, Topics, Topology};
 use services::{load_all, probe_broker, sample_rates};
-use topics::{create_app_topics, create_internal, internal, topics};
+use topics::{create_missing, internal, topics};
 
 use anyhow::Context;
 use tokio::task::JoinSet;
@@ -37,7 +37,7 @@ use crate::wasm::{Registry, WasmEngine};
 use crate::window::WindowStore;
 
 /// Partitions of the topics kfn creates on the embedded broker, and of missing inputs
-/// on a real cluster (outputs follow their input there: `topics::create_app_topics`).
+/// on a real cluster (outputs follow their input there: `topics::create_missing`).
 const PARTITIONS: i32 = 3;
 /// How long shutdown waits for bindings to drain before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -126,8 +126,7 @@ impl App {
         };
         let sink = Sink::new(&settings).context("creating the Kafka producer")?;
         if broker.is_none() {
-            create_app_topics(&settings, &sink, &config, PARTITIONS).await;
-            create_internal(&settings, &sink, &config).await?;
+            create_missing(&settings, &sink, &config, PARTITIONS).await?;
         }
 
         let cache_dir = options

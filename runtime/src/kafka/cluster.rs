@@ -122,6 +122,18 @@ impl Sink {
             .filter(|n| *n > 0))
     }
 
+    /// Every topic of the cluster with its partition count (one metadata request for
+    /// all of them: asking for a missing topic by name could auto-create it). Blocking.
+    pub fn topic_partitions(&self, timeout: Duration) -> Result<BTreeMap<String, i32>, KafkaError> {
+        let metadata = self.producer().client().fetch_metadata(None, timeout)?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+            .collect())
+    }
+
     /// The advertised HTTP address of the owner of each assigned partition of
     /// `topic` in `group`. Blocking.
     pub fn partition_owners(

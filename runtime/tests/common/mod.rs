@@ -517,3 +517,25 @@ pub fn build_templates(
     }
     built
 }
+
+/// The input records (`kfn-origin` topic:partition:offset) that `repartition` holds
+/// more than once among its committed records, each with where its copies are
+/// (partition@offset): for a stage under exactly-once there should be none. Reads
+/// until the topic is quiet for `quiet`.
+pub async fn repeated_origins(
+    bootstrap: &str,
+    repartition: &str,
+    quiet: Duration,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let c = reader(bootstrap, repartition);
+    let mut at: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for r in read_until_quiet(&c, quiet).await {
+        if let Some(origin) = r.header("kfn-origin") {
+            at.entry(origin.to_string())
+                .or_default()
+                .push(format!("{}@{}", r.partition, r.offset));
+        }
+    }
+    at.retain(|_, copies| copies.len() > 1);
+    at
+}

@@ -65,6 +65,11 @@ pub trait Delivery: Send {
     /// Whether the step should flush its held-back state after every batch (its
     /// changes then travel with that batch) rather than before each commit.
     fn flush_each_batch(&self) -> bool;
+    /// Whether effects are committed in transactions with the input offsets
+    /// (exactly-once): then a record read twice must be processed once.
+    fn transactional(&self) -> bool {
+        false
+    }
     /// Takes a handled batch (no records: a tick's effects) and starts sending it.
     fn deliver(&mut self, route: &Arc<Route>, done: Vec<Done>, fx: Effects);
     /// The next batch that became durable (at-least-once); `None` if none is on its
@@ -386,6 +391,10 @@ impl Transactional {
 }
 
 impl Delivery for Transactional {
+    fn transactional(&self) -> bool {
+        true
+    }
+
     fn has_room(&self) -> bool {
         self.open
             .as_ref()

@@ -22,6 +22,7 @@ mod analytics;
 mod build;
 mod dedicated;
 mod delivery;
+mod handed;
 mod parallel;
 mod pointer;
 mod supplier;
@@ -268,6 +269,28 @@ impl Binding {
         }
     }
 
+    /// Drops the records just read that the consumer had handed out already under
+    /// the same lease (see [`handed`]), saying so once per batch: under exactly-once
+    /// they would be processed, and committed, twice.
+    fn drop_read_again(&self, handed: &mut handed::Handed, pending: &mut VecDeque<Record>) {
+        let before = pending.len();
+        let mut first = None;
+        pending.retain(|r| {
+            let new = handed.admit(r);
+            if !new && first.is_none() {
+                first = Some((r.partition, r.offset));
+            }
+            new
+        });
+        if let Some((partition, offset)) = first {
+            tracing::warn!(
+                binding = %self.name(), topic = %self.source.topic(), partition, offset,
+                dropped = before - pending.len(), total = handed.dropped,
+                "the consumer handed out records it had handed out before; dropped, not processed twice"
+            );
+        }
+    }
+
     /// Drops records whose partition moved to another owner since they were read:
     /// the new owner reads them again.
     fn drop_stale(&self, pending: &mut VecDeque<Record>) {
@@ -484,6 +507,8 @@ pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delive
     let mut refused: HashMap<(i32, i64), Refusal> = HashMap::new();
     let mut aborts = 0u32;
     let flush = delivery.flush_each_batch();
+    // Exactly-once: each offset is handed to the step once per lease.
+    let mut handed = delivery.transactional().then(handed::Handed::default);
     b.stats.set_state(BindingState::Running, None);
 
     // Hands the step's thread what was read, if it has room for another batch.
@@ -591,6 +616,9 @@ pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delive
                         b.report_read_ok(&mut broker_down);
                         pending.push_back(record);
                         b.source.take_ready(&mut pending, BATCH);
+                        if let Some(h) = &mut handed {
+                            b.drop_read_again(h, &mut pending);
+                        }
                     }
                     Err(e) => b.report_read_error(&mut broker_down, &e).await,
                 }
@@ -630,7 +658,7 @@ pub async fn run<S: Step + 'static, D: Delivery>(b: Binding, step: S, mut delive
                         Duration::ZERO
                     };
                     refused.extend(aborted.refused.iter().cloned());
-                    rewind(&b, &step, &aborted, &mut pending).await;
+                    rewind(&b, &step, &aborted, &mut pending, handed.as_mut()).await;
                     paused = None;
                     tokio::select! {
                         () = b.shutdown.cancelled() => break,
@@ -686,6 +714,7 @@ async fn rewind<S: Step + 'static>(
     step: &Dedicated<S>,
     aborted: &Aborted,
     pending: &mut VecDeque<Record>,
+    mut handed: Option<&mut handed::Handed>,
 ) {
     let mut first: BTreeMap<i32, i64> = aborted.first.clone();
     let mut touched: Vec<i32> = first.keys().copied().collect();
@@ -701,5 +730,8 @@ async fn rewind<S: Step + 'static>(
     step.run(move |step| step.rollback(&touched)).await;
     for (partition, offset) in first {
         b.source.rewind(partition, offset);
+        if let Some(h) = handed.as_deref_mut() {
+            h.rewound(partition, offset);
+        }
     }
 }

@@ -1089,7 +1089,8 @@ fn report(
         "\n{} records (~80 B JSON PageEvents, {PAGES} page keys, one in ten up to 200 ms out \
          of order), {PARTITIONS} partitions, on {} (Apache Kafka {}); {cores} cores shared by \
          the broker, the contender and the bench; median of {} round(s) after an uncounted \
-         passthrough and kfn seed (exactly-once) to warm the broker up, each contender a process of its own, timed from its start until its consumer groups committed \
+         passthrough and kfn seed (exactly-once) to warm the broker up, each contender a \
+         process of its own, timed from its start until its consumer groups committed \
          everything. CPU s: the contender's user + system time; peak RSS: its VmHWM.\n",
         bench.records,
         bench.brokers,
